@@ -1,0 +1,345 @@
+"""The model directory: publish a version atomically, repoint CURRENT, list and prune versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORIZER = "vectorizer.joblib"
+ARTICLES = "articles.jsonl"
+TEXTS = "texts.jsonl"
+TMP_PREFIX = ".tmp-"
+
+
+class ModelDirError(RuntimeError):
+    """A model directory or version that cannot be read."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in chunks.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    str
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> np.ndarray:
+    offsets = [0]
+    with open(path, "wb") as fh:
+        for row in rows:
+            line = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            fh.write(line)
+            offsets.append(offsets[-1] + len(line))
+    return np.asarray(offsets, dtype=np.int64)
+
+
+def version_id(digest: str, now: datetime | None = None) -> str:
+    """A sortable version id: UTC time to the second plus a content hash prefix.
+
+    Parameters
+    ----------
+    digest : str
+        Hex digest of the version's content.
+    now : datetime, optional
+
+    Returns
+    -------
+    str
+        For example ``20261129T103000Z-3f2a9c1d``.
+    """
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
+
+
+def _clean_stale_tmp(models_dir: Path) -> None:
+    for tmp in models_dir.glob(TMP_PREFIX + "*"):
+        pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
+        alive = pid.isdigit() and Path(f"/proc/{pid}").exists() and int(pid) != os.getpid()
+        if not alive:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(
+    models_dir: str | os.PathLike,
+    *,
+    arrays: Mapping[str, np.ndarray],
+    articles: Iterable[Mapping[str, Any]],
+    texts: Iterable[Mapping[str, Any]],
+    vectorizer: Any,
+    manifest: dict[str, Any],
+    keep: int = 3,
+) -> str:
+    """Write a complete version in a temporary directory, rename it into place, repoint CURRENT.
+
+    A failure or a kill at any point leaves CURRENT and the versions it names untouched.
+
+    Parameters
+    ----------
+    models_dir : path-like
+        The model store (created if missing).
+    arrays : mapping of file stem to numpy array
+        Saved as ``<stem>.npy`` (no pickled objects).
+    articles, texts : iterables of dicts
+        One per row: display metadata and display text (see docs/model-format.md).
+    vectorizer : fitted ArticleVectorizer
+    manifest : dict
+        Everything but ``version``, ``format_version`` and ``files``, which are filled in.
+    keep : int
+        Versions to keep after publishing (the served one is never removed).
+
+    Returns
+    -------
+    str
+        The new version id.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    root = Path(models_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    _clean_stale_tmp(root)
+    tmp = root / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        for stem, array in arrays.items():
+            array = np.asarray(array)
+            if array.dtype.hasobject:
+                raise TypeError(f"array {stem!r} holds Python objects; .npy files must not pickle")
+            np.save(tmp / f"{stem}.npy", array, allow_pickle=False)
+        _write_jsonl(tmp / ARTICLES, articles)
+        np.save(tmp / "texts_offsets.npy", _write_jsonl(tmp / TEXTS, texts), allow_pickle=False)
+        joblib.dump(vectorizer, tmp / VECTORIZER)
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        now = datetime.now(timezone.utc)
+        version = version_id(digest, now)
+        while (root / version).exists():
+            version = version_id(hashlib.sha256(version.encode()).hexdigest(), now)
+        full = {
+            "format_version": FORMAT_VERSION,
+            "version": version,
+            "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **manifest,
+            "files": files,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+        for p in tmp.iterdir():
+            _fsync_path(p)
+        _fsync_path(tmp)
+        os.rename(tmp, root / version)
+        _fsync_path(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    set_current(root, version)
+    prune(root, keep)
+    return version
+
+
+def set_current(models_dir: str | os.PathLike, version: str) -> None:
+    """Atomically make ``version`` the served one (write a temp file, fsync, ``os.replace``).
+
+    Parameters
+    ----------
+    models_dir : path-like
+    version : str
+        Must name an existing version directory.
+    """
+    root = Path(models_dir)
+    if not (root / version / MANIFEST).is_file():
+        raise ModelDirError(f"{root / version}: not a model version")
+    tmp = root / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.current"
+    with open(tmp, "w") as fh:
+        fh.write(version + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, root / CURRENT)
+    _fsync_path(root)
+
+
+def current_version(models_dir: str | os.PathLike) -> str | None:
+    """The version named by ``CURRENT``, or None when there is none.
+
+    Parameters
+    ----------
+    models_dir : path-like
+
+    Returns
+    -------
+    str or None
+    """
+    try:
+        text = (Path(models_dir) / CURRENT).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return text or None
+
+
+def list_versions(models_dir: str | os.PathLike) -> list[str]:
+    """Published versions, oldest first.
+
+    Parameters
+    ----------
+    models_dir : path-like
+
+    Returns
+    -------
+    list of str
+    """
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
+    )
+
+
+def prune(models_dir: str | os.PathLike, keep: int) -> list[str]:
+    """Remove all but the newest ``keep`` versions, never the served one.
+
+    Parameters
+    ----------
+    models_dir : path-like
+    keep : int
+
+    Returns
+    -------
+    list of str
+        The versions removed.
+    """
+    served = current_version(models_dir)
+    versions = list_versions(models_dir)
+    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != served]
+    for v in doomed:
+        shutil.rmtree(Path(models_dir) / v, ignore_errors=True)
+    return doomed
+
+
+def resolve(models_dir: str | os.PathLike, version: str | None = None) -> Path:
+    """Directory of ``version`` (default: the current one), checked to exist.
+
+    Parameters
+    ----------
+    models_dir : path-like
+    version : str, optional
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    root = Path(models_dir)
+    version = version or current_version(root)
+    if version is None:
+        raise ModelDirError(f"{root}: no model yet (no {CURRENT}); run `related train` first")
+    if "/" in version or version.startswith("."):
+        raise ModelDirError(f"invalid version id {version!r}")
+    path = root / version
+    if not (path / MANIFEST).is_file():
+        raise ModelDirError(f"{path}: version not found")
+    return path
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a version directory.
+
+    Parameters
+    ----------
+    path : path-like
+        A version directory.
+
+    Returns
+    -------
+    dict
+    """
+    manifest = json.loads((Path(path) / MANIFEST).read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelDirError(f"{path}: unknown format_version {manifest.get('format_version')!r}")
+    return manifest
+
+
+def verify(path: str | os.PathLike) -> dict[str, Any]:
+    """Check that every file of a version exists with the manifest's sha256.
+
+    Parameters
+    ----------
+    path : path-like
+        A version directory.
+
+    Returns
+    -------
+    dict
+        The manifest.
+    """
+    manifest = read_manifest(path)
+    for name, digest in manifest.get("files", {}).items():
+        file = Path(path) / name
+        if not file.is_file():
+            raise ModelDirError(f"{file}: missing")
+        if sha256_file(file) != digest:
+            raise ModelDirError(f"{file}: checksum mismatch")
+    return manifest
+
+
+def load_array(path: str | os.PathLike, name: str, mmap: bool = True) -> np.ndarray:
+    """Load ``<name>.npy`` of a version without pickle, memory-mapped by default.
+
+    Parameters
+    ----------
+    path : path-like
+        A version directory.
+    name : str
+        File stem, e.g. ``"neighbors_indices"``.
+    mmap : bool
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    return np.load(Path(path) / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def read_articles(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The per-row article metadata of a version.
+
+    Parameters
+    ----------
+    path : path-like
+        A version directory.
+
+    Returns
+    -------
+    list of dict
+    """
+    with open(Path(path) / ARTICLES, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]

@@ -1,0 +1,161 @@
+"""Exact top-N neighbours under the model similarity, computed in blocks on all cores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+
+#: Bytes of dense score matrix one block may use (float32), bounding memory per worker.
+BLOCK_BYTES = 128 * 1024 * 1024
+
+
+def _block_size(n_base: int, block_size: int | None) -> int:
+    if block_size is not None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        return int(block_size)
+    return int(max(16, min(4096, BLOCK_BYTES // (4 * max(n_base, 1)))))
+
+
+def select_top(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pick the ``n`` best columns of every row, best first, ties to the lower column.
+
+    Entries that are not finite or not positive are never picked; missing slots are
+    padded with index -1 and score 0.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray, shape (rows, cols)
+        Scores, modified in place (non-positive entries set to -inf).
+    n : int
+        How many columns to keep per row.
+
+    Returns
+    -------
+    indices : numpy.ndarray of int32, shape (rows, n)
+    values : numpy.ndarray of float32, shape (rows, n)
+    """
+    rows, cols = scores.shape
+    out_idx = np.full((rows, n), -1, dtype=np.int32)
+    out_val = np.zeros((rows, n), dtype=np.float32)
+    if rows == 0 or cols == 0 or n == 0:
+        return out_idx, out_val
+    scores[~(scores > 0)] = -np.inf
+    m = min(n, cols)
+    if m < cols:
+        part = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+    else:
+        part = np.broadcast_to(np.arange(cols), (rows, cols)).copy()
+    vals = np.take_along_axis(scores, part, axis=1)
+    # Ties at the cut-off: the partition may have taken any of them; take the lowest columns.
+    cut = vals.min(axis=1)
+    finite_cut = np.isfinite(cut)
+    above = (scores > cut[:, None]).sum(axis=1)
+    at = (scores == cut[:, None]).sum(axis=1)
+    for r in np.flatnonzero(finite_cut & (above + at > m)):
+        tied = np.flatnonzero(scores[r] == cut[r])[: m - above[r]]
+        keep = np.concatenate([np.flatnonzero(scores[r] > cut[r]), tied])
+        part[r] = keep
+        vals[r] = scores[r, keep]
+    row_of = np.repeat(np.arange(rows), m)
+    order = np.lexsort((part.ravel(), -vals.ravel(), row_of)).reshape(rows, m)
+    flat_part, flat_vals = part.ravel()[order], vals.ravel()[order]
+    good = np.isfinite(flat_vals)
+    out_idx[:, :m] = np.where(good, flat_part, -1)
+    out_val[:, :m] = np.where(good, flat_vals, 0.0)
+    return out_idx, out_val
+
+
+def block_scores(
+    q_sparse: sp.csr_matrix, q_dense: np.ndarray, base_sparse_t: sp.csr_matrix, base_dense: np.ndarray
+) -> np.ndarray:
+    """Dense (queries x base) similarity block: sparse dot products plus dense ones.
+
+    Parameters
+    ----------
+    q_sparse, q_dense : query vectors (sparse part, dense part)
+    base_sparse_t : transposed sparse part of the base, CSR of shape (features, n_base)
+    base_dense : dense part of the base, shape (n_base, dims)
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n_queries, n_base)
+    """
+    out = (q_sparse @ base_sparse_t).toarray().astype(np.float32, copy=False)
+    if base_dense.shape[1]:
+        out += q_dense @ base_dense.T
+    return out
+
+
+def _block_task(q_sparse, q_dense, base_sparse_t, base_dense, self_rows, n):
+    scores = block_scores(q_sparse, q_dense, base_sparse_t, base_dense)
+    hit = self_rows >= 0
+    scores[np.flatnonzero(hit), self_rows[hit]] = -np.inf
+    return select_top(scores, n)
+
+
+def top_neighbors(
+    query_sparse: sp.csr_matrix,
+    query_dense: np.ndarray,
+    base_sparse: sp.csr_matrix,
+    base_dense: np.ndarray,
+    n_neighbors: int,
+    *,
+    self_rows: np.ndarray | None = None,
+    n_jobs: int = -1,
+    block_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-N base rows for every query row under ``sim = s.s' + z.z'``.
+
+    Each block of query rows is an independent joblib task (so any joblib backend, such
+    as dask, can run it); memory per task is bounded by ``BLOCK_BYTES``.
+
+    Parameters
+    ----------
+    query_sparse, query_dense : the queries' vectors
+    base_sparse, base_dense : the candidates' vectors
+    n_neighbors : int
+        N, neighbours kept per query (padded with -1 when fewer have a positive score).
+    self_rows : numpy.ndarray of int, optional
+        For each query, the base row never to return (itself), or -1.
+    n_jobs : int
+        joblib workers (-1: all cores).
+    block_size : int, optional
+        Query rows per task; by default from ``BLOCK_BYTES``.
+    progress : callable, optional
+        Called with the number of query rows finished after each block.
+
+    Returns
+    -------
+    indices : numpy.ndarray of int32, shape (n_queries, n_neighbors)
+    scores : numpy.ndarray of float32, shape (n_queries, n_neighbors)
+    """
+    if n_neighbors < 1:
+        raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")
+    n_q = query_sparse.shape[0]
+    if self_rows is None:
+        self_rows = np.full(n_q, -1, dtype=np.int64)
+    self_rows = np.asarray(self_rows, dtype=np.int64)
+    base_t = base_sparse.T.tocsr()
+    size = _block_size(base_sparse.shape[0], block_size)
+    starts = range(0, n_q, size)
+    tasks = (
+        delayed(_block_task)(
+            query_sparse[a : a + size], query_dense[a : a + size], base_t, base_dense,
+            self_rows[a : a + size], n_neighbors,
+        )
+        for a in starts
+    )
+    idx = np.full((n_q, n_neighbors), -1, dtype=np.int32)
+    val = np.zeros((n_q, n_neighbors), dtype=np.float32)
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    for a, (bi, bv) in zip(starts, parallel(tasks)):
+        idx[a : a + len(bi)] = bi
+        val[a : a + len(bv)] = bv
+        if progress is not None:
+            progress(len(bi))
+    return idx, val

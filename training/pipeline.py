@@ -1,0 +1,224 @@
+"""The training run: corpus -> features -> neighbours -> a published model version."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy
+import sklearn
+
+from training import model_dir
+from training.corpus import Article, CorpusError, FieldMap, file_sha256, read_articles
+from training.features import ArticleVectorizer
+from training.neighbors import top_neighbors
+
+#: Neighbours stored per article by default (above the largest k served).
+DEFAULT_NEIGHBORS = 50
+
+
+@dataclass
+class Rows:
+    """The per-row data a model version stores, gathered from a corpus in one pass."""
+
+    ids: list[str] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    articles: list[dict[str, Any]] = field(default_factory=list)
+    texts: list[dict[str, Any]] = field(default_factory=list)
+    published: list[float] = field(default_factory=list)
+
+    def add(self, article: Article) -> None:
+        """Append one article's vectoriser record, metadata, display text and date."""
+        self.ids.append(article.id)
+        self.records.append({**article.texts, "tags": article.tags})
+        self.articles.append({
+            "id": article.id, "title": article.title, "url": article.url,
+            "published_at": article.published_at, "tags": article.tags, **article.extra,
+        })
+        body = article.texts.get("body")
+        if body is None:
+            body = "\n\n".join(v for k, v in article.texts.items() if k != "title" and v)
+        self.texts.append({"id": article.id, "title": article.title, "body": body})
+        self.published.append(np.nan if article.published_ts is None else article.published_ts)
+
+
+@dataclass
+class TrainResult:
+    """What a training run published."""
+
+    version: str
+    path: Path
+    articles: int
+    vocabulary: int
+    latent_dims: int
+    skipped: list[CorpusError]
+    timings: dict[str, float]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the numeric libraries, recorded in every manifest.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    return {
+        "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__, "joblib": joblib.__version__,
+    }
+
+
+def read_rows(articles: Iterable[Article]) -> Rows:
+    """Gather a stream of articles into :class:`Rows`.
+
+    Parameters
+    ----------
+    articles : iterable of Article
+
+    Returns
+    -------
+    Rows
+    """
+    rows = Rows()
+    for article in articles:
+        rows.add(article)
+    return rows
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+def train(
+    corpus: str | os.PathLike,
+    models_dir: str | os.PathLike,
+    *,
+    fields: FieldMap = FieldMap(),
+    skip_invalid: bool = False,
+    neighbors: int = DEFAULT_NEIGHBORS,
+    n_jobs: int = -1,
+    keep: int = 3,
+    features_from: str | os.PathLike | None = None,
+    vectorizer_params: dict[str, Any] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TrainResult:
+    """Train on a corpus and publish a new model version.
+
+    Nothing is written to the model store until the whole run has succeeded; a failed
+    run leaves ``CURRENT`` and every version untouched.
+
+    Parameters
+    ----------
+    corpus : path-like
+        JSON Lines (optionally gzip) or CSV corpus.
+    models_dir : path-like
+        The model store.
+    fields : FieldMap
+        Where the id, texts, tags, date and url are in the corpus records.
+    skip_invalid : bool
+        Skip invalid records (reported in the result) instead of failing.
+    neighbors : int
+        N, related articles stored per article.
+    n_jobs : int
+        Workers for the neighbour job (-1: all cores).
+    keep : int
+        Versions kept in the store.
+    features_from : path-like, optional
+        A version directory whose fitted vectorizer is reused (no refit).
+    vectorizer_params : dict, optional
+        :class:`~training.features.ArticleVectorizer` parameters.
+    progress : callable, optional
+        ``progress(stage, done, total)`` during the neighbour job.
+
+    Returns
+    -------
+    TrainResult
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    skipped: list[CorpusError] = []
+    rows = read_rows(read_articles(corpus, fields, skip_invalid=skip_invalid, skipped=skipped))
+    if not rows.ids:
+        raise CorpusError(corpus, None, None, "no valid articles to train on")
+    timings["read_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if features_from is not None:
+        source = Path(features_from)
+        model_dir.verify(source)
+        vectorizer = joblib.load(source / model_dir.VECTORIZER)
+        sparse, dense = vectorizer.transform(rows.records)
+    else:
+        params = dict(vectorizer_params or {})
+        params.setdefault("text_fields", fields.text_fields)
+        vectorizer = ArticleVectorizer(**params)
+        sparse, dense = vectorizer.fit_transform(rows.records)
+    rows.records.clear()
+    timings["fit_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    n = len(rows.ids)
+    done = [0]
+
+    def tick(count: int) -> None:
+        done[0] += count
+        if progress is not None:
+            progress("neighbors", done[0], n)
+
+    indices, scores = top_neighbors(
+        sparse, dense, sparse, dense, neighbors, self_rows=np.arange(n), n_jobs=n_jobs,
+        progress=tick,
+    )
+    timings["neighbors_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    arrays = {
+        "article_ids": np.asarray(rows.ids, dtype=str),
+        "neighbors_indices": indices,
+        "neighbors_scores": scores,
+        "vectors_sparse_data": sparse.data.astype(np.float32, copy=False),
+        "vectors_sparse_indices": sparse.indices.astype(np.int32, copy=False),
+        "vectors_sparse_indptr": sparse.indptr.astype(np.int64, copy=False),
+        "vectors_dense": dense,
+        "published": np.asarray(rows.published, dtype=np.float64),
+    }
+    manifest = {
+        "parent_version": None,
+        "features_from": str(features_from) if features_from is not None else None,
+        "corpus": {
+            "path": str(corpus), "sha256": file_sha256(corpus), "records": n,
+            "skipped": len(skipped), "skipped_lines": [e.line for e in skipped],
+        },
+        "counts": {
+            "articles": n, "vocabulary": int(sparse.shape[1]),
+            "latent_dims": int(dense.shape[1]), "neighbors": int(neighbors),
+        },
+        "params": {
+            "vectorizer": _jsonable(vectorizer.get_params()),
+            "neighbors": int(neighbors),
+        },
+        "fields": {
+            "id_field": fields.id_field, "text_fields": list(fields.text_fields),
+            "tag_fields": list(fields.tag_fields), "date_field": fields.date_field,
+            "url_field": fields.url_field, "title_field": fields.title_field,
+        },
+        "libraries": library_versions(),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    version = model_dir.publish(
+        models_dir, arrays=arrays, articles=rows.articles, texts=rows.texts,
+        vectorizer=vectorizer, manifest=manifest, keep=keep,
+    )
+    timings["write_s"] = time.perf_counter() - t0
+    return TrainResult(
+        version=version, path=Path(models_dir) / version, articles=n,
+        vocabulary=int(sparse.shape[1]), latent_dims=int(dense.shape[1]),
+        skipped=skipped, timings=timings,
+    )
