@@ -76,6 +76,8 @@ def main() -> None:
 @field_options
 @click.option("--neighbors", default=50, show_default=True, type=click.IntRange(1, 1000),
               help="Related articles stored per article (N).")
+@click.option("--candidates", default=200, show_default=True, type=click.IntRange(0),
+              help="Latent-space candidates rescored per article; 0 = exhaustive search.")
 @click.option("--jobs", default=-1, show_default=True, type=int, help="Workers (-1: all cores).")
 @click.option("--keep", default=3, show_default=True, type=click.IntRange(1), help="Versions kept.")
 @click.option("--features-from", type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -84,7 +86,7 @@ def main() -> None:
 @click.option("--param", "params", multiple=True, metavar="NAME=JSON",
               help="ArticleVectorizer parameter, e.g. --param n_components=300 (repeatable).")
 def train(corpus, models_dir, id_field, text_fields, tag_fields, date_field, url_field,
-          title_field, skip_invalid, neighbors, jobs, keep, features_from, ignore_tags, params):
+          title_field, skip_invalid, neighbors, candidates, jobs, keep, features_from, ignore_tags, params):
     """Train on CORPUS and publish a new model version."""
     from training.pipeline import train as run
 
@@ -111,7 +113,7 @@ def train(corpus, models_dir, id_field, text_fields, tag_fields, date_field, url
     try:
         result = run(
             corpus, models_dir, fields=fields, skip_invalid=skip_invalid, neighbors=neighbors,
-            n_jobs=jobs, keep=keep, features_from=features_from,
+            candidates=candidates, n_jobs=jobs, keep=keep, features_from=features_from,
             vectorizer_params=vectorizer_params, progress=progress,
         )
     except (CorpusError, model_dir.ModelDirError, FileNotFoundError, TypeError, ValueError) as exc:

@@ -90,11 +90,44 @@ def block_scores(
     return out
 
 
-def _block_task(q_sparse, q_dense, base_sparse_t, base_dense, self_rows, n):
-    scores = block_scores(q_sparse, q_dense, base_sparse_t, base_dense)
+def pair_dots(q_sparse: sp.csr_matrix, base_sparse: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:
+    """Sparse dot products of every query row with its own candidate base rows.
+
+    Parameters
+    ----------
+    q_sparse : CSR of shape (B, features)
+    base_sparse : CSR of shape (n_base, features)
+    cand : numpy.ndarray of int, shape (B, C)
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (B, C)
+    """
+    b, c = cand.shape
+    rows = base_sparse[cand.ravel()]
+    q = q_sparse.toarray()
+    owner = np.repeat(np.arange(b * c) // c, np.diff(rows.indptr))
+    prod = rows.data * q[owner, rows.indices]
+    pair = np.repeat(np.arange(b * c), np.diff(rows.indptr))
+    return np.bincount(pair, weights=prod, minlength=b * c).astype(np.float32).reshape(b, c)
+
+
+def _block_task(q_sparse, q_dense, base_sparse_t, base_dense, self_rows, n, candidates, base_sparse):
     hit = self_rows >= 0
-    scores[np.flatnonzero(hit), self_rows[hit]] = -np.inf
-    return select_top(scores, n)
+    if candidates is None or base_dense.shape[1] == 0 or candidates >= base_dense.shape[0]:
+        scores = block_scores(q_sparse, q_dense, base_sparse_t, base_dense)
+        scores[np.flatnonzero(hit), self_rows[hit]] = -np.inf
+        return select_top(scores, n)
+    dense = q_dense @ base_dense.T
+    dense[np.flatnonzero(hit), self_rows[hit]] = -np.inf
+    cand = np.argpartition(-dense, candidates - 1, axis=1)[:, :candidates]
+    total = np.take_along_axis(dense, cand, axis=1) + pair_dots(q_sparse, base_sparse, cand)
+    idx, val = select_top(total, n)
+    mapped = np.where(idx >= 0, np.take_along_axis(cand, np.maximum(idx, 0), axis=1), -1)
+    # select_top broke ties by candidate position; re-sort ties by base row.
+    order = np.lexsort((np.where(mapped >= 0, mapped, np.iinfo(np.int32).max), -val), axis=1)
+    return (np.take_along_axis(mapped, order, axis=1).astype(np.int32),
+            np.take_along_axis(val, order, axis=1))
 
 
 def top_neighbors(
@@ -108,6 +141,7 @@ def top_neighbors(
     n_jobs: int = -1,
     block_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    candidates: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-N base rows for every query row under ``sim = s.s' + z.z'``.
 
@@ -146,7 +180,7 @@ def top_neighbors(
     tasks = (
         delayed(_block_task)(
             query_sparse[a : a + size], query_dense[a : a + size], base_t, base_dense,
-            self_rows[a : a + size], n_neighbors,
+            self_rows[a : a + size], n_neighbors, candidates, base_sparse,
         )
         for a in starts
     )

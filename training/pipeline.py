@@ -22,6 +22,8 @@ from training.neighbors import top_neighbors
 
 #: Neighbours stored per article by default (above the largest k served).
 DEFAULT_NEIGHBORS = 50
+#: Latent-space candidates rescored exactly per article (0: exhaustive search).
+DEFAULT_CANDIDATES = 200
 
 
 @dataclass
@@ -103,6 +105,7 @@ def train(
     fields: FieldMap = FieldMap(),
     skip_invalid: bool = False,
     neighbors: int = DEFAULT_NEIGHBORS,
+    candidates: int = DEFAULT_CANDIDATES,
     n_jobs: int = -1,
     keep: int = 3,
     features_from: str | os.PathLike | None = None,
@@ -126,6 +129,9 @@ def train(
         Skip invalid records (reported in the result) instead of failing.
     neighbors : int
         N, related articles stored per article.
+    candidates : int
+        Each article's ``candidates`` nearest rows in the latent space are rescored with
+        the full similarity; 0 scores every pair (exhaustive, slower).
     n_jobs : int
         Workers for the neighbour job (-1: all cores).
     keep : int
@@ -174,7 +180,7 @@ def train(
 
     indices, scores = top_neighbors(
         sparse, dense, sparse, dense, neighbors, self_rows=np.arange(n), n_jobs=n_jobs,
-        progress=tick,
+        progress=tick, candidates=candidates or None,
     )
     timings["neighbors_s"] = time.perf_counter() - t0
 
@@ -203,6 +209,7 @@ def train(
         "params": {
             "vectorizer": _jsonable(vectorizer.get_params()),
             "neighbors": int(neighbors),
+            "candidates": int(candidates),
         },
         "fields": {
             "id_field": fields.id_field, "text_fields": list(fields.text_fields),
