@@ -1,0 +1,137 @@
+"""The OpenAPI 3.1 document of every endpoint, served at /openapi.json (validated in the tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from service.responses import JSON_TYPE, json_bytes
+from service.state import get_state
+
+bp = Blueprint("openapi", __name__)
+
+_STR_OR_NULL = {"type": ["string", "null"]}
+_ARTICLE = {
+    "type": "object",
+    "required": ["id", "title", "url", "published_at", "tags"],
+    "properties": {"id": {"type": "string"}, "title": _STR_OR_NULL, "url": _STR_OR_NULL,
+                   "published_at": {**_STR_OR_NULL, "description": "ISO 8601 date or date-time"},
+                   "tags": {"type": ["array", "null"], "items": {"type": "string"}}},
+}
+_SCHEMAS: dict[str, Any] = {
+    "Article": _ARTICLE,
+    "RelatedArticle": {"allOf": [{"$ref": "#/components/schemas/Article"}, {
+        "type": "object", "required": ["score"],
+        "properties": {"score": {"type": "number", "description": "Model similarity, higher is closer"}}}]},
+    "RelatedList": {"type": "array", "description": "Best first; never the query article",
+                    "items": {"$ref": "#/components/schemas/RelatedArticle"}},
+    "RelatedForArticle": {"type": "object", "required": ["article", "model_version", "related"],
+                          "properties": {"article": {"$ref": "#/components/schemas/Article"},
+                                         "model_version": {"type": "string"},
+                                         "related": {"$ref": "#/components/schemas/RelatedList"}}},
+    "RelatedForDraft": {"type": "object", "required": ["model_version", "related"],
+                        "properties": {"model_version": {"type": "string"},
+                                       "related": {"$ref": "#/components/schemas/RelatedList"}}},
+    "Draft": {"type": "object", "additionalProperties": False,
+              "description": "An unsaved story. Text fields are the model's (title and body by default).",
+              "properties": {"title": {"type": "string"}, "body": {"type": "string"},
+                             "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+                             "k": {"type": "integer", "minimum": 1}}},
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["status", "code", "message"],
+        "properties": {"status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"}}}}},
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+    "Ready": {"type": "object", "required": ["status", "model_version", "articles"],
+              "properties": {"status": {"const": "ready"}, "model_version": {"type": "string"},
+                             "articles": {"type": "integer"}}},
+    "Manifest": {"type": "object", "required": ["format_version", "version", "files"],
+                 "description": "The served manifest.json (docs/model-format.md)"},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {JSON_TYPE: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(description: str, schema: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description,
+                                "content": {JSON_TYPE: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def build_spec(max_k: int, default_k: int) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document for this service.
+
+    Parameters
+    ----------
+    max_k, default_k : int
+        The configured bounds of ``k``, written into the parameter schemas.
+
+    Returns
+    -------
+    dict
+        The OpenAPI document (JSON-serialisable).
+    """
+    header = {"schema": {"type": "string"}}
+    version_header = {"X-Model-Version": {**header, "description": "Model version that answered"}}
+    cache_headers = {**version_header, "ETag": {**header, "description": "Changes with model version and query"},
+                     "Cache-Control": header}
+    k_schema = {"type": "integer", "minimum": 1, "maximum": max_k, "default": default_k}
+    unavailable = _error("No valid model is loaded yet (see Retry-After)")
+    spec_paths: dict[str, Any] = {
+        "/articles/{article_id}/related": {"get": {
+            "operationId": "relatedForArticle", "summary": "Related articles for a stored article",
+            "parameters": [
+                {"name": "article_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "k", "in": "query", "required": False, "schema": k_schema},
+                {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "responses": {"200": _ok("Related articles, best first", "RelatedForArticle", cache_headers),
+                          "304": {"description": "Not modified (If-None-Match matched the ETag)",
+                                  "headers": cache_headers},
+                          "400": _error("k is not an integer in 1..max_k"),
+                          "404": _error("Unknown article id"), "503": unavailable}}},
+        "/related": {"post": {
+            "operationId": "relatedForDraft", "summary": "Related articles for an unsaved draft",
+            "requestBody": {"required": True, "content": {JSON_TYPE: {"schema": {
+                "allOf": [{"$ref": "#/components/schemas/Draft"},
+                          {"properties": {"k": {"maximum": max_k, "default": default_k}}}]}}}},
+            "responses": {"200": _ok("Related articles, best first", "RelatedForDraft", version_header),
+                          "400": _error("Body is not JSON or has wrong types"),
+                          "413": _error("Body larger than the limit"), "503": unavailable}}},
+        "/healthz": {"get": {"operationId": "healthz", "summary": "The process is alive",
+                             "responses": {"200": _ok("Alive", "Health")}}},
+        "/readyz": {"get": {"operationId": "readyz", "summary": "A valid model is loaded",
+                            "responses": {"200": _ok("Ready", "Ready", version_header),
+                                          "503": _error("Not ready")}}},
+        "/model": {"get": {"operationId": "model", "summary": "The served model manifest",
+                           "responses": {"200": _ok("Manifest", "Manifest", version_header), "503": unavailable}}},
+        "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "Prometheus text format",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                                  "responses": {"200": {"description": "OpenAPI 3.1 document",
+                                                        "content": {JSON_TYPE: {"schema": {"type": "object"}}}}}}},
+    }
+    default_errors = {"404": _error("Unknown route"), "405": _error("Method not allowed"),
+                      "500": _error("Unexpected error")}
+    for operations in spec_paths.values():
+        for operation in operations.values():
+            for status, response in default_errors.items():
+                operation["responses"].setdefault(status, response)
+    return {"openapi": "3.1.0",
+            "info": {"title": "related-articles", "version": "1",
+                     "description": "Related articles for news stories. Every error answers "
+                                    '{"error": {"status", "code", "message"}}.'},
+            "paths": spec_paths, "components": {"schemas": _SCHEMAS}}
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """Serve the OpenAPI document for the configured k bounds."""
+    settings = get_state().settings
+    body = json_bytes(build_spec(settings["max_k"], settings["default_k"]))
+    return Response(body, mimetype=JSON_TYPE, headers={"Cache-Control": "public, max-age=300"})
