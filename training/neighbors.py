@@ -43,7 +43,7 @@ def select_top(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     out_val = np.zeros((rows, n), dtype=np.float32)
     if rows == 0 or cols == 0 or n == 0:
         return out_idx, out_val
-    scores[~(scores > 0)] = -np.inf
+    scores[~((scores > 0) & np.isfinite(scores))] = -np.inf
     m = min(n, cols)
     if m < cols:
         part = np.argpartition(-scores, m - 1, axis=1)[:, :m]
