@@ -22,7 +22,7 @@ ODD_IDS = ("a/b", "dots.in.id", "ünïcødé-ид", "with space", "100%")
 TINY_VECTORIZER = {"min_df": 1, "n_components": 4, "stop_words": None}
 
 
-def make_tiny_corpus(path: Path, per_topic: int = 8, seed: int = 0) -> list[dict]:
+def make_tiny_corpus(path: Path, per_topic: int = 8, seed: int = 0, title_tag: str = "") -> list[dict]:
     """Write a small JSONL corpus with four clearly separated topics and return its records.
 
     Parameters
@@ -33,6 +33,8 @@ def make_tiny_corpus(path: Path, per_topic: int = 8, seed: int = 0) -> list[dict
         Articles per topic.
     seed : int
         Random seed for the word draws.
+    title_tag : str
+        Appended to every title, to tell versions trained on variants apart.
 
     Returns
     -------
@@ -48,7 +50,7 @@ def make_tiny_corpus(path: Path, per_topic: int = 8, seed: int = 0) -> list[dict
             article_id = odd.pop() if odd and i in (1, 2) else f"{topic}-{i}"
             body = " ".join(rng.choice(vocabulary) for _ in range(40))
             records.append({
-                "id": article_id, "title": f"{topic.title()} story {i}: {' '.join(rng.sample(vocabulary, 3))}",
+                "id": article_id, "title": f"{topic.title()} story {i}: {' '.join(rng.sample(vocabulary, 3))}{title_tag}",
                 "body": body, "tags": [topic], "published_at": f"2024-01-{1 + len(records) % 28:02d}",
                 "url": f"https://news.example.org/{topic}/{i}", "section": topic,
             })
