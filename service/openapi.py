@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 from service.responses import JSON_TYPE, json_bytes
 from service.state import get_state
@@ -63,13 +64,17 @@ def _ok(description: str, schema: str, headers: dict[str, Any] | None = None) ->
     return response
 
 
-def build_spec(max_k: int, default_k: int) -> dict[str, Any]:
+def build_spec(max_k: int, default_k: int, extra_paths: dict[str, Any] | None = None,
+               extra_schemas: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document for this service.
 
     Parameters
     ----------
     max_k, default_k : int
         The configured bounds of ``k``, written into the parameter schemas.
+    extra_paths, extra_schemas : dict, optional
+        Paths and component schemas contributed by other blueprints (see
+        :func:`contributions`); a clash with a built-in name raises ``ValueError``.
 
     Returns
     -------
@@ -116,6 +121,11 @@ def build_spec(max_k: int, default_k: int) -> dict[str, Any]:
                                   "responses": {"200": {"description": "OpenAPI 3.1 document",
                                                         "content": {JSON_TYPE: {"schema": {"type": "object"}}}}}}},
     }
+    for name, extra, base in (("path", extra_paths, spec_paths), ("schema", extra_schemas, _SCHEMAS)):
+        clash = sorted(set(extra or {}) & set(base))
+        if clash:
+            raise ValueError(f"OpenAPI {name}(s) {clash} are defined twice")
+    spec_paths.update(extra_paths or {})
     default_errors = {"404": _error("Unknown route"), "405": _error("Method not allowed"),
                       "500": _error("Unexpected error")}
     for operations in spec_paths.values():
@@ -126,12 +136,38 @@ def build_spec(max_k: int, default_k: int) -> dict[str, Any]:
             "info": {"title": "related-articles", "version": "1",
                      "description": "Related articles for news stories. Every error answers "
                                     '{"error": {"status", "code", "message"}}.'},
-            "paths": spec_paths, "components": {"schemas": _SCHEMAS}}
+            "paths": spec_paths, "components": {"schemas": {**_SCHEMAS, **(extra_schemas or {})}}}
+
+
+def contributions(blueprint_modules: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Collect ``OPENAPI_PATHS`` and ``OPENAPI_SCHEMAS`` from the modules of other blueprints.
+
+    A blueprint module documents its own endpoints by defining those two dicts (OpenAPI path
+    items and component schemas); every route must be documented (a test checks it).
+
+    Parameters
+    ----------
+    blueprint_modules : list of str
+        Import names of the registered blueprints' modules.
+
+    Returns
+    -------
+    (paths, schemas) : tuple of dict
+    """
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for name in blueprint_modules:
+        module = sys.modules.get(name)
+        paths.update(getattr(module, "OPENAPI_PATHS", {}))
+        schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
+    return paths, schemas
 
 
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
-    """Serve the OpenAPI document for the configured k bounds."""
+    """Serve the OpenAPI document for the configured k bounds, with other blueprints' paths."""
     settings = get_state().settings
-    body = json_bytes(build_spec(settings["max_k"], settings["default_k"]))
+    others = [b.import_name for b in current_app.blueprints.values() if b.import_name != __name__]
+    paths, schemas = contributions(others)
+    body = json_bytes(build_spec(settings["max_k"], settings["default_k"], paths, schemas))
     return Response(body, mimetype=JSON_TYPE, headers={"Cache-Control": "public, max-age=300"})
