@@ -87,7 +87,10 @@ def _clean_stale_tmp(models_dir: Path) -> None:
         pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
         alive = pid.isdigit() and Path(f"/proc/{pid}").exists() and int(pid) != os.getpid()
         if not alive:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:  # a set_current() cut short leaves a file
+                tmp.unlink(missing_ok=True)
 
 
 def publish(
