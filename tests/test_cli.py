@@ -1,4 +1,4 @@
-"""The `related` command line (training.cli): train, export, query and evaluate, via click's CliRunner."""
+"""The `related` command line (training.cli): train, export, query, evaluate, via CliRunner."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_skip_invalid_reports_the_skipped_lines(tmp_path, models):
     assert result.exit_code == 0, result.output
     assert re.search(rf"^skipped: {re.escape(str(path))}:3: malformed JSON", result.stderr, re.M)
     version, summary = result.stdout.splitlines()
-    assert SUMMARY.match(summary).group(4) == "1" and SUMMARY.match(summary).group(1) == str(len(IDS))
+    articles, _, _, skipped = SUMMARY.match(summary).groups()
+    assert (articles, skipped) == (str(len(IDS)), "1")
     manifest = model_dir.verify(models / version)
     assert manifest["corpus"]["skipped"] == 1 and manifest["corpus"]["skipped_lines"] == [3]
 
@@ -179,10 +180,12 @@ def test_query_prints_the_titled_list(models):
     twin = next(r for r in PLANTED.records if r["id"] == "twin-a")
     assert lines[0] == f"twin-a  {twin['title']}"
     assert len(lines) == 4
-    ranked = [re.match(r"^\s+(\d)\. (\d\.\d{3})  (\S+)  (.*)$", line).groups() for line in lines[1:]]
+    ranked = [re.match(r"^\s+(\d)\. (\d\.\d{3})  (\S+)  (.*)$", line).groups()
+              for line in lines[1:]]
     assert [int(r[0]) for r in ranked] == [1, 2, 3]
     assert ranked[0][1:3] == ("1.000", "twin-b") and ranked[0][3] == twin["title"]
-    assert [r[2] for r in ranked] == [e["id"] for e in export(models, "-k", 3)[IDS.index("twin-a")]["related"]]
+    exported = export(models, "-k", 3)[IDS.index("twin-a")]["related"]
+    assert [r[2] for r in ranked] == [e["id"] for e in exported]
     empty = run("query", "empty", "--models-dir", models)
     assert empty.exit_code == 0 and empty.stdout.splitlines() == ["empty  "]
     unknown = run("query", "nope", "--models-dir", models)

@@ -72,7 +72,7 @@ def test_never_self_scores_bounded_and_non_increasing(variant):
         k = len(listed)
         assert i not in listed, f"{a} lists itself"
         assert len(set(listed.tolist())) == k, f"{a} lists an article twice"
-        assert (idx[i, k:] == -1).all() and (scores[i, k:] == 0).all(), f"{a}: padding not at the tail"
+        assert (idx[i, k:] == -1).all() and (scores[i, k:] == 0).all(), f"{a}: padding mid-list"
         assert (scores[i, :k] > 0).all() and (scores[i, :k] <= 1 + EPS).all()
         assert (np.diff(scores[i, :k]) <= 0).all(), f"{a}: scores increase: {by_id[a]}"
         ties = np.flatnonzero(np.diff(scores[i, :k]) == 0)

@@ -1,4 +1,4 @@
-"""The model directory (training.model_dir): documented files, checksums, atomic CURRENT, pruning, kill -9."""
+"""training.model_dir: the documented files, checksums, atomic CURRENT, pruning, kill -9."""
 
 from __future__ import annotations
 
@@ -65,9 +65,11 @@ def test_arrays_have_the_documented_dtypes_and_shapes(trained):
     result, records, _ = trained
     n, path = len(records), result.path
     load = {p.stem: np.load(p, mmap_mode="r", allow_pickle=False) for p in path.glob("*.npy")}
-    assert load["article_ids"].dtype.kind == "U" and load["article_ids"].tolist() == [r["id"] for r in records]
+    assert load["article_ids"].dtype.kind == "U"
+    assert load["article_ids"].tolist() == [r["id"] for r in records]
     idx, scores = load["neighbors_indices"], load["neighbors_scores"]
-    assert idx.dtype == np.int32 and scores.dtype == np.float32 and idx.shape == scores.shape == (n, 8)
+    assert idx.dtype == np.int32 and scores.dtype == np.float32
+    assert idx.shape == scores.shape == (n, 8)
     assert (scores[idx == -1] == 0).all() and (idx >= -1).all() and (idx < n).all()
     assert load["vectors_sparse_data"].dtype == np.float32
     assert load["vectors_sparse_indices"].dtype == np.int32
@@ -77,14 +79,16 @@ def test_arrays_have_the_documented_dtypes_and_shapes(trained):
     assert load["vectors_dense"].dtype == np.float32 and load["vectors_dense"].shape == (n, 3)
     published = load["published"]
     assert published.dtype == np.float64 and published.shape == (n,)
-    assert np.isnan(published[2]) and published[0] == datetime(2024, 5, 1, 12, tzinfo=timezone.utc).timestamp()
+    assert np.isnan(published[2])
+    assert published[0] == datetime(2024, 5, 1, 12, tzinfo=timezone.utc).timestamp()
     offsets = load["texts_offsets"]
     assert offsets.dtype == np.int64 and offsets.shape == (n + 1,)
     raw = (path / "texts.jsonl").read_bytes()
     assert offsets[-1] == len(raw)
     for i in (0, 5, n - 1):
         text = json.loads(raw[offsets[i]:offsets[i + 1]])
-        assert text == {"id": records[i]["id"], "title": records[i]["title"], "body": records[i]["body"]}
+        record = records[i]
+        assert text == {"id": record["id"], "title": record["title"], "body": record["body"]}
 
 
 def test_articles_jsonl_holds_metadata_and_extras_but_no_body(trained):

@@ -1,4 +1,4 @@
-"""Quality bar of the shipped defaults on Reuters-21578 ModApte (EVALUATION.md): P@10 and nDCG@10."""
+"""Quality bar of the shipped defaults on Reuters-21578 ModApte (EVALUATION.md): P@10, nDCG@10."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ pytestmark = [
 
 def _reuters_tools():
     """benchmarks/reuters.py (a folder of scripts, not a package), imported by path."""
-    spec = importlib.util.spec_from_file_location("bench_reuters", REPO / "benchmarks" / "reuters.py")
+    script = REPO / "benchmarks" / "reuters.py"
+    spec = importlib.util.spec_from_file_location("bench_reuters", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
