@@ -51,7 +51,13 @@ def test_train_prints_the_version_and_a_summary(tmp_path, corpus):
     result = run("train", "--corpus", corpus, "--models-dir", store, *FAST)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
+    manifest_dups = model_dir.read_manifest(store / lines[0])["duplicates"]
+    assert lines[2] == (
+        f"duplicates: {len(manifest_dups['exact_groups'])} exact groups, "
+        f"{len(manifest_dups['groups'])} groups at similarity >= 0.9 (listed in the manifest)"
+    )
+    assert manifest_dups["exact_groups"], "the planted corpus has a duplicate pair"
     assert re.match(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$", lines[0])
     assert lines[0] == model_dir.current_version(store)
     articles, vocabulary, dims, skipped = map(int, SUMMARY.match(lines[1]).groups())
@@ -85,7 +91,7 @@ def test_skip_invalid_reports_the_skipped_lines(tmp_path, models):
     result = run("train", "--corpus", path, "--models-dir", models, "--skip-invalid", *FAST)
     assert result.exit_code == 0, result.output
     assert re.search(rf"^skipped: {re.escape(str(path))}:3: malformed JSON", result.stderr, re.M)
-    version, summary = result.stdout.splitlines()
+    version, summary, _ = result.stdout.splitlines()
     articles, _, _, skipped = SUMMARY.match(summary).groups()
     assert (articles, skipped) == (str(len(IDS)), "1")
     manifest = model_dir.verify(models / version)

@@ -105,7 +105,7 @@ def test_manifest_checksums_every_file_and_verifies(trained):
     manifest = model_dir.verify(result.path)
     assert manifest["format_version"] == model_dir.FORMAT_VERSION == 1
     assert manifest["version"] == result.version
-    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", manifest["created_at"])
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$", manifest["created_at"])
     others = {p.name for p in result.path.iterdir()} - {model_dir.MANIFEST}
     assert set(manifest["files"]) == others
     for name, digest in manifest["files"].items():

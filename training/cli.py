@@ -129,6 +129,11 @@ def train(corpus, models_dir, id_field, text_fields, tag_fields, date_field, url
         f"articles: {result.articles}  vocabulary: {result.vocabulary}  "
         f"latent dims: {result.latent_dims}  skipped: {len(result.skipped)}  time: {total:.1f} s"
     )
+    dups = result.duplicates
+    click.echo(
+        f"duplicates: {len(dups['exact_groups'])} exact groups, {len(dups['groups'])} groups "
+        f"at similarity >= {dups['threshold']} (listed in the manifest)"
+    )
 
 
 def _load_lists(models_dir: Path, version: str | None):

@@ -151,7 +151,7 @@ def publish(
         full = {
             "format_version": FORMAT_VERSION,
             "version": version,
-            "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_at": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             **manifest,
             "files": files,
         }
@@ -209,7 +209,7 @@ def current_version(models_dir: str | os.PathLike) -> str | None:
 
 
 def list_versions(models_dir: str | os.PathLike) -> list[str]:
-    """Published versions, oldest first.
+    """Published versions, oldest first (by ``created_at``, then the manifest's mtime, then id).
 
     Parameters
     ----------
@@ -222,10 +222,16 @@ def list_versions(models_dir: str | os.PathLike) -> list[str]:
     root = Path(models_dir)
     if not root.is_dir():
         return []
-    return sorted(
-        p.name for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
-    )
+    found = []
+    for p in root.iterdir():
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file():
+            try:
+                created = str(json.loads((p / MANIFEST).read_text()).get("created_at", ""))
+                written = (p / MANIFEST).stat().st_mtime_ns
+            except (OSError, ValueError):
+                created, written = "", 0
+            found.append((created, written, p.name))
+    return [name for *_, name in sorted(found)]
 
 
 def prune(models_dir: str | os.PathLike, keep: int) -> list[str]:

@@ -8,6 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 
+#: Scores at or below this are float noise between unrelated articles, never neighbours.
+MIN_SCORE = 1e-6
 #: Bytes of dense score matrix one block may use (float32), bounding memory per worker.
 BLOCK_BYTES = 128 * 1024 * 1024
 
@@ -23,7 +25,7 @@ def _block_size(n_base: int, block_size: int | None) -> int:
 def select_top(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Pick the ``n`` best columns of every row, best first, ties to the lower column.
 
-    Entries that are not finite or not positive are never picked; missing slots are
+    Entries that are not finite or not above ``MIN_SCORE`` are never picked; missing slots are
     padded with index -1 and score 0.
 
     Parameters
@@ -43,7 +45,7 @@ def select_top(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     out_val = np.zeros((rows, n), dtype=np.float32)
     if rows == 0 or cols == 0 or n == 0:
         return out_idx, out_val
-    scores[~((scores > 0) & np.isfinite(scores))] = -np.inf
+    scores[~((scores > MIN_SCORE) & np.isfinite(scores))] = -np.inf
     m = min(n, cols)
     if m < cols:
         part = np.argpartition(-scores, m - 1, axis=1)[:, :m]

@@ -16,6 +16,7 @@ import scipy
 import sklearn
 
 from training import model_dir
+from training.duplicates import duplicate_report
 from training.corpus import Article, CorpusError, FieldMap, file_sha256, read_articles
 from training.features import ArticleVectorizer
 from training.neighbors import top_neighbors
@@ -36,6 +37,8 @@ class Rows:
     texts: list[dict[str, Any]] = field(default_factory=list)
     published: list[float] = field(default_factory=list)
 
+    title_field: str = "title"
+
     def add(self, article: Article) -> None:
         """Append one article's vectoriser record, metadata, display text and date."""
         self.ids.append(article.id)
@@ -46,7 +49,9 @@ class Rows:
         })
         body = article.texts.get("body")
         if body is None:
-            body = "\n\n".join(v for k, v in article.texts.items() if k != "title" and v)
+            body = "\n\n".join(
+                v for k, v in article.texts.items() if k != self.title_field and v
+            )
         self.texts.append({"id": article.id, "title": article.title, "body": body})
         self.published.append(np.nan if article.published_ts is None else article.published_ts)
 
@@ -62,6 +67,7 @@ class TrainResult:
     latent_dims: int
     skipped: list[CorpusError]
     timings: dict[str, float]
+    duplicates: dict[str, Any]
 
 
 def library_versions() -> dict[str, str]:
@@ -77,18 +83,20 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def read_rows(articles: Iterable[Article]) -> Rows:
+def read_rows(articles: Iterable[Article], title_field: str = "title") -> Rows:
     """Gather a stream of articles into :class:`Rows`.
 
     Parameters
     ----------
     articles : iterable of Article
+    title_field : str
+        The field displayed as the title (left out of the display body).
 
     Returns
     -------
     Rows
     """
-    rows = Rows()
+    rows = Rows(title_field=title_field)
     for article in articles:
         rows.add(article)
     return rows
@@ -150,7 +158,9 @@ def train(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     skipped: list[CorpusError] = []
-    rows = read_rows(read_articles(corpus, fields, skip_invalid=skip_invalid, skipped=skipped))
+    rows = read_rows(
+        read_articles(corpus, fields, skip_invalid=skip_invalid, skipped=skipped), fields.title_field
+    )
     if not rows.ids:
         raise CorpusError(corpus, None, None, "no valid articles to train on")
     timings["read_s"] = time.perf_counter() - t0
@@ -217,6 +227,7 @@ def train(
             "url_field": fields.url_field, "title_field": fields.title_field,
         },
         "libraries": library_versions(),
+        "duplicates": duplicate_report(indices, scores, arrays["article_ids"]),
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     version = model_dir.publish(
@@ -227,5 +238,5 @@ def train(
     return TrainResult(
         version=version, path=Path(models_dir) / version, articles=n,
         vocabulary=int(sparse.shape[1]), latent_dims=int(dense.shape[1]),
-        skipped=skipped, timings=timings,
+        skipped=skipped, timings=timings, duplicates=manifest["duplicates"],
     )

@@ -1,0 +1,69 @@
+"""Exact and near-duplicate groups (wire copies, re-filed updates) found in the related lists."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+#: Similarity at or above which two articles count as near-duplicates.
+DEFAULT_THRESHOLD = 0.9
+#: Similarity at or above which two articles count as exact duplicates (float32 rounding).
+EXACT_THRESHOLD = 0.9999
+
+
+def duplicate_groups(
+    indices: np.ndarray, scores: np.ndarray, ids: np.ndarray, threshold: float = DEFAULT_THRESHOLD
+) -> list[list[str]]:
+    """Groups of articles linked by similarity >= ``threshold`` (connected components).
+
+    Parameters
+    ----------
+    indices, scores : numpy.ndarray, shape (n, N)
+        The neighbour lists (-1 padded).
+    ids : numpy.ndarray, shape (n,)
+        Article id of each row.
+    threshold : float
+        Similarity at or above which two articles are linked.
+
+    Returns
+    -------
+    list of list of str
+        Each group's ids sorted, groups of two or more, largest first then by first id.
+    """
+    n = len(ids)
+    rows, cols = np.nonzero((scores >= threshold) & (indices >= 0))
+    if rows.size == 0:
+        return []
+    graph = coo_matrix((np.ones(rows.size), (rows, indices[rows, cols])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    members = np.unique(np.concatenate([rows, indices[rows, cols]]))
+    groups: dict[int, list[str]] = {}
+    for row in members:
+        groups.setdefault(int(labels[row]), []).append(str(ids[row]))
+    out = [sorted(g) for g in groups.values() if len(g) > 1]
+    return sorted(out, key=lambda g: (-len(g), g[0]))
+
+
+def duplicate_report(
+    indices: np.ndarray, scores: np.ndarray, ids: np.ndarray, threshold: float = DEFAULT_THRESHOLD
+) -> dict:
+    """The manifest's ``duplicates`` entry: exact and near-duplicate groups.
+
+    Parameters
+    ----------
+    indices, scores, ids : as for :func:`duplicate_groups`
+    threshold : float
+        Near-duplicate threshold.
+
+    Returns
+    -------
+    dict
+        ``{"threshold", "exact_threshold", "exact_groups", "groups"}``.
+    """
+    return {
+        "threshold": threshold,
+        "exact_threshold": EXACT_THRESHOLD,
+        "exact_groups": duplicate_groups(indices, scores, ids, EXACT_THRESHOLD),
+        "groups": duplicate_groups(indices, scores, ids, threshold),
+    }
