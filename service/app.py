@@ -20,7 +20,8 @@ from service.store import ModelStore
 
 # Modules whose ``bp`` blueprint create_app registers, in order. The reader-facing widget
 # (service.demo, service.events) registers by adding its modules here.
-BLUEPRINT_MODULES: tuple[str, ...] = ("service.api", "service.ops", "service.openapi")
+BLUEPRINT_MODULES: tuple[str, ...] = ("service.api", "service.ops", "service.openapi",
+                                      "service.events", "service.demo")
 
 
 def configure_logging(level: str) -> None:

@@ -80,6 +80,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Retry-After (seconds) sent with 503 answers while no model is loaded."),
     Setting("log_level", "INFO", _log_level,
             "Log level of the service loggers (DEBUG, INFO, WARNING, ERROR, CRITICAL)."),
+    Setting("events_dir", "events", str,
+            "Directory of the widget's impression/click logs, one JSON Lines file per UTC day "
+            "(events-YYYY-MM-DD.jsonl); created when the first event arrives."),
+    Setting("events_max_body_bytes", 8192, _positive_int,
+            "Largest POST /events body accepted (bytes); larger bodies answer 413 and nothing is written."),
+    Setting("events_rate_limit", 600, _non_negative_int,
+            "Events accepted per client address per minute, per worker (token bucket, bursts up to the "
+            "same number); more answer 429. 0 disables the limit."),
+    Setting("events_client_header", "", str,
+            "Request header in which your reverse proxy passes the reader's address (e.g. X-Real-IP, or "
+            "X-Forwarded-For whose last entry is used) for the per-client event rate limit; empty uses "
+            "the connection's address. Set it only behind a proxy that overwrites the header."),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -142,7 +154,8 @@ def settings_markdown() -> str:
     lines = ["| Environment variable | Setting | Default | Meaning |", "| --- | --- | --- | --- |"]
     for setting in SETTINGS:
         default = setting.default
-        shown = f"`{','.join(default) if isinstance(default, tuple) else default}`" if default != () else "(empty)"
+        shown = (f"`{','.join(default) if isinstance(default, tuple) else default}`"
+                 if default not in ((), "") else "(empty)")
         lines.append(f"| `{setting.env}` | `{setting.name}` | {shown} | {setting.help} |")
     return "\n".join(lines) + "\n"
 
