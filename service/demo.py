@@ -233,7 +233,7 @@ def index() -> Response:
     pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
     shown = rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE].tolist()
     return _html(render_template(
-        "demo/index.html", model=model, query=query, page=page, pages=pages, total=len(rows),
+        "demo_index.html", model=model, query=query, page=page, pages=pages, total=len(rows),
         articles=[_entry(model, row) for row in shown]))
 
 
@@ -249,7 +249,7 @@ def article(article_id: str) -> Response:
     source_url = safe_url(record.get("url"))
     source_label = unquote(source_url.split("://", 1)[1]) if source_url else None
     return _html(render_template(
-        "demo/article.html", model=model, article=_entry(model, row), source_url=source_url,
+        "demo_article.html", model=model, article=_entry(model, row), source_url=source_url,
         source_label=source_label, licence=record.get("license") or record.get("licence"),
         paragraphs=paragraphs(article_body(model, row)), k=get_state().settings["default_k"]))
 
@@ -257,7 +257,7 @@ def article(article_id: str) -> Response:
 @bp.errorhandler(ApiError)
 def _demo_error(exc: ApiError) -> Response:
     """Demo pages answer errors as HTML pages (the API's JSON shape is for machines)."""
-    response = _html(render_template("demo/error.html", status=exc.code, message=exc.description),
+    response = _html(render_template("demo_error.html", status=exc.code, message=exc.description),
                      status=exc.code or 500)
     response.headers.update(exc.extra_headers)
     return response
