@@ -176,6 +176,23 @@ request = function()
   return wrk.format("GET", paths[i])
 end
 """
+WRK_CHECK = """
+local threads = {}
+checked, mismatched = 0, 0
+setup = function(thread) table.insert(threads, thread) end
+response = function(status, headers, body)
+  checked = checked + 1
+  local version = headers["X-Model-Version"]
+  if status ~= 200 or version == nil or not string.find(body, '"model_version":"' .. version .. '"', 1, true) then
+    mismatched = mismatched + 1
+  end
+end
+done = function(summary, latency, requests)
+  local c, m = 0, 0
+  for _, thread in ipairs(threads) do c = c + thread:get("checked"); m = m + thread:get("mismatched") end
+  io.write(string.format("checked %d mismatched %d\\n", c, m))
+end
+"""
 WRK_POST = """local bodies = {%s}
 local i = 0
 request = function()
@@ -205,6 +222,9 @@ def parse_wrk(output: str) -> dict[str, Any]:
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     result["non_2xx"] = int(non_2xx.group(1)) if non_2xx else 0
     result["errors"] = result["socket_errors"] + result["non_2xx"]
+    checked = re.search(r"checked (\d+) mismatched (\d+)", output)
+    if checked:
+        result["checked"], result["mismatched"] = int(checked.group(1)), int(checked.group(2))
     return result
 
 
@@ -329,7 +349,7 @@ def model_private_cost(models_dir: Path, paths: list[str], drafts: list[dict[str
 
 
 def publish_during_run(models_dir: Path, staged: list[Path], at: list[float], seen: list[tuple[float, str]],
-                   port: int, stop: threading.Event) -> None:
+                       published: list[tuple[float, str]], port: int, stop: threading.Event) -> None:
     """Move staged versions into the served store at the given offsets (s); poll /readyz meanwhile."""
     from training.model_dir import set_current
 
@@ -341,13 +361,25 @@ def publish_during_run(models_dir: Path, staged: list[Path], at: list[float], se
             _, version_dir = pending.pop(0)
             os.rename(version_dir, models_dir / version_dir.name)
             set_current(models_dir, version_dir.name)
+            published.append((round(now, 2), version_dir.name))
         try:
-            version = json.loads(http_get(port, "/readyz", timeout=5)[2])["model_version"]
-            if not seen or seen[-1][1] != version:
-                seen.append((round(now, 2), version))
+            seen.append((round(now, 2), json.loads(http_get(port, "/readyz", timeout=5)[2])["model_version"]))
         except (OSError, ValueError, KeyError):
             seen.append((round(now, 2), "readyz failed"))
-        time.sleep(0.1)
+        time.sleep(0.05)
+
+
+def convergence(published: list[tuple[float, str]], seen: list[tuple[float, str]]) -> list[dict[str, Any]]:
+    """For each published version: when /readyz first showed it and last showed an older one."""
+    out = []
+    for i, (t_pub, version) in enumerate(published):
+        t_next = published[i + 1][0] if i + 1 < len(published) else float("inf")
+        window = [(t, v) for t, v in seen if t_pub <= t < t_next]
+        first = next((t for t, v in window if v == version), None)
+        older = [t for t, v in window if v != version]
+        out.append({"version": version, "published_s": t_pub, "first_seen_s": first,
+                    "all_workers_by_s": max([first or t_pub, *older]) if first is not None else None})
+    return out
 
 
 def stage_versions(corpus: Path, workdir: Path, count: int) -> list[Path]:
@@ -399,11 +431,15 @@ def markdown(results: dict[str, Any]) -> str:
               f"p99 {post['p99_ms']:.2f} ms, {post['rps']:,.0f} req/s, {post['errors']} errors "
               f"(in process: transform {post['breakdown']['transform_ms']:.2f} ms + exact scan of "
               f"{post['breakdown']['articles']:,} articles {post['breakdown']['scan_ms']:.2f} ms)."]
-    swap = results["swap"]
-    lines += ["", f"Swap under load: {swap['wrk']['requests']:,} requests in {swap['duration']} s at 32 connections, "
-              f"{swap['wrk']['errors']} errors (socket {swap['wrk']['socket_errors']}, non-2xx "
-              f"{swap['wrk']['non_2xx']}), p99 {swap['wrk']['p99_ms']:.1f} ms; versions served in order: "
-              + ", ".join(f"{v} (t={t} s)" for t, v in swap["seen"]) + "."]
+    swap, sw = results["swap"], results["swap"]["wrk"]
+    lines += ["", f"Swap under load: {sw['requests']:,} requests in {swap['duration']:g} s at 32 connections while "
+              f"{len(swap['published'])} new versions were published: {sw['errors']} errors (socket "
+              f"{sw['socket_errors']}, non-2xx {sw['non_2xx']}), {sw.get('mismatched', '?')} of "
+              f"{sw.get('checked', '?'):,} responses whose body version differs from X-Model-Version, "
+              f"p99 {sw['p99_ms']:.1f} ms. " + "; ".join(
+                  f"{c['version']} published at {c['published_s']:.1f} s, first served {c['first_seen_s']:.1f} s, "
+                  f"by every worker {c['all_workers_by_s']:.1f} s" for c in swap["convergence"]
+                  if c["first_seen_s"] is not None) + "."]
     mem = results["memory"]
     lines += ["", f"Memory: model arrays (.npy) {mem['array_bytes'] / 2**20:.1f} MiB, vectorizer file "
               f"{mem['vectorizer_bytes'] / 2**20:.1f} MiB (its arrays memory-mapped too). Private memory a worker "
@@ -513,17 +549,21 @@ def run(models_dir: Path, corpus: Path | None, workdir: Path, duration: float, r
 
     staged = stage_versions(corpus, workdir, 3) if corpus else stage_copies(models_dir, workdir, 3)
     seen: list[tuple[float, str]] = []
+    published: list[tuple[float, str]] = []
     stop = threading.Event()
     at = [swap_duration * f for f in (0.2, 0.45, 0.7)]
     poller = threading.Thread(target=publish_during_run,
-                              args=(models_dir, staged, at, seen, ports["related"], stop))
+                              args=(models_dir, staged, at, seen, published, ports["related"], stop))
+    check_script = workdir / "swap.lua"
+    check_script.write_text(get_script.read_text() + WRK_CHECK)
     poller.start()
     try:
-        swap_wrk = wrk(ports["related"], get_script, 32, swap_duration)
+        swap_wrk = wrk(ports["related"], check_script, 32, swap_duration)
     finally:
         stop.set()
         poller.join()
-    swap = {"duration": swap_duration, "wrk": swap_wrk, "seen": seen, "published": [p.name for p in staged]}
+    swap = {"duration": swap_duration, "wrk": swap_wrk, "published": published,
+            "convergence": convergence(published, seen), "readyz_failures": sum(v == "readyz failed" for _, v in seen)}
     load = os.getloadavg()
     return {"get": get, "post": post, "swap": swap, "memory": memory, "k": K, "ids": len(paths),
             "model": {"version": model.version, "articles": model.n_articles}, "loadavg": load,
