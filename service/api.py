@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import numpy as np
+import sklearn
 from flask import Blueprint, Response, request
 
 from service.errors import ApiError
@@ -126,7 +127,7 @@ def _parse_draft(model: LoadedModel, max_k: int, default_k: int) -> tuple[dict[s
         raise ApiError(400, "invalid_draft", "Field 'tags' must be a list of strings")
     if len(tags) > MAX_TAGS:
         raise ApiError(400, "invalid_draft", f"Field 'tags' holds {len(tags)} tags; at most {MAX_TAGS}")
-    record["tags"] = tags
+    record[getattr(model.vectorizer, "tag_field", "tags")] = tags
     k = parse_k([payload["k"]] if "k" in payload else [], default_k, max_k, where="field k", from_text=False)
     return record, k
 
@@ -137,7 +138,8 @@ def related_for_draft() -> Response:
     state = get_state()
     model = require_model(state)
     record, k = _parse_draft(model, state.settings["max_k"], state.settings["default_k"])
-    sparse, dense = model.vectorizer.transform([record])
+    with sklearn.config_context(assume_finite=True):  # text in, finite by construction
+        sparse, dense = model.vectorizer.transform([record])
     rows, scores = similar_to_vectors(model, sparse, dense, k)
     body = json_bytes({"model_version": model.version, "related": _items(model, rows, scores)})
     return Response(body, status=200, mimetype=JSON_TYPE,
