@@ -18,6 +18,8 @@ FAILURES = [
     ("get", "/articles/energy-0/related/", {}, 404, "not_found"),
     ("get", "/articles/energy-0", {}, 404, "not_found"),
     ("get", "/articles/nope/related", {}, 404, "unknown_article"),
+    ("get", "/articles/%FF%FE/related", {}, 404, "unknown_article"),
+    ("get", "/articles/%00/related", {}, 404, "unknown_article"),
     ("get", "/articles/energy-0/related?k=abc", {}, 400, "invalid_k"),
     ("delete", "/healthz", {}, 405, "method_not_allowed"),
     ("get", "/related", {}, 405, "method_not_allowed"),
