@@ -53,14 +53,35 @@ def baseline(pool: list[dict]) -> dict:
     return {"fit_s": t1 - t0, "neighbors_s": t2 - t1}
 
 
-def candidate(pool: list[dict], recipe: Recipe, qe_m: int, qe_alpha: float, recompute: bool) -> dict:
-    """The candidate recipe: x, z, exact top-50, alpha-QE on z (+ optional exact recompute)."""
+def latent_candidates(x, z, blend: float, n: int = 50, c: int = 200, block: int = 2048):
+    """Top-``n`` by the blend among each row's top-``c`` latent candidates (the repo's default)."""
+    import post
+    from lab import _rows_top
+    rows = z.shape[0]
+    cand = np.empty((rows, c), np.int32)
+    for a in range(0, rows, block):
+        e = min(rows, a + block)
+        s = z[a:e] @ z.T
+        s[np.arange(e - a), np.arange(a, e)] = -np.inf
+        cand[a:e] = np.argpartition(-s, c, axis=1)[:, :c]
+    sx = post.pair_cosines(x, cand)
+    zz = np.einsum("nd,nmd->nm", z, z[cand])
+    i, v = _rows_top(blend * sx + (1 - blend) * zz, n)
+    return np.take_along_axis(cand, i, 1), v
+
+
+def candidate(pool: list[dict], recipe: Recipe, qe_m: int, qe_alpha: float, recompute: bool,
+              exhaustive: bool) -> dict:
+    """The candidate recipe: x, z, top-50, alpha-QE on z (+ optional recompute)."""
     import post
     t0 = time.perf_counter()
     x = build_x(pool, recipe)
     z = build_z(x, recipe)
     t1 = time.perf_counter()
-    idx, val = top_n(x if recipe.blend > 0 else None, z, recipe.blend)
+    if exhaustive or recipe.blend == 0:
+        idx, val = top_n(x if recipe.blend > 0 else None, z, recipe.blend)
+    else:
+        idx, val = latent_candidates(x, z, recipe.blend)
     t2 = time.perf_counter()
     if qe_m > 0:
         zq = post.alpha_qe(z, idx, val, qe_m, qe_alpha)
@@ -83,7 +104,7 @@ def child(args: argparse.Namespace) -> None:
         res = baseline(pool)
     else:
         recipe = Recipe(**json.loads(args.recipe))
-        res = candidate(pool, recipe, args.qe_m, args.qe_alpha, args.recompute)
+        res = candidate(pool, recipe, args.qe_m, args.qe_alpha, args.recompute, args.exhaustive)
     res["total_s"] = time.perf_counter() - t0
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res["articles"] = len(pool)
@@ -97,11 +118,13 @@ def main() -> None:
     ap.add_argument("--synthetic", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--system", choices=["baseline", "candidate"], default=None)
-    ap.add_argument("--recipe", default=json.dumps({"joint_text": True, "w_title_extra": 0.7,
-                                                    "dims": 150, "n_iter": 2, "blend": 0.0}))
-    ap.add_argument("--qe-m", type=int, default=10)
-    ap.add_argument("--qe-alpha", type=float, default=3.0)
+    ap.add_argument("--recipe", default=json.dumps({"joint_text": True, "w_title_extra": 0.5,
+                                                    "dims": 100, "n_iter": 2, "blend": 0.35}))
+    ap.add_argument("--qe-m", type=int, default=5)
+    ap.add_argument("--qe-alpha", type=float, default=1.0)
     ap.add_argument("--recompute", action="store_true")
+    ap.add_argument("--exhaustive", action="store_true",
+                    help="exact blocked scipy top-N instead of 200 latent candidates + exact rescoring")
     args = ap.parse_args()
     if args.system:
         child(args)
@@ -113,9 +136,11 @@ def main() -> None:
                    "--synthetic", str(args.synthetic), "--recipe", args.recipe,
                    "--qe-m", str(args.qe_m), "--qe-alpha", str(args.qe_alpha)]
             cmd += ["--recompute"] if args.recompute else []
+            cmd += ["--exhaustive"] if args.exhaustive else []
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             runs[system].append(json.loads(out.strip().splitlines()[-1]))
-    print(f"recipe {args.recipe}, QE m={args.qe_m} alpha={args.qe_alpha} recompute={args.recompute}")
+    print(f"recipe {args.recipe}, QE m={args.qe_m} alpha={args.qe_alpha} recompute={args.recompute}"
+          f" exhaustive={args.exhaustive}, pool {args.pool}, synthetic {args.synthetic}")
     for system, rs in runs.items():
         med = {k: float(np.median([r[k] for r in rs])) for k in rs[0]}
         print(system, json.dumps({k: round(v, 2) for k, v in med.items()}))

@@ -67,6 +67,16 @@ for _t in (0.4, 0.5, 0.6):
 for _seed in (1, 2, 3):
     VARIANTS[f"seed {_seed}: joint + title 0.5, LSA 100, n_iter 2"] = replace(
         J, w_title_extra=0.5, dims=100, n_iter=2, extra={"random_state": _seed})
+C = replace(J, w_title_extra=0.5, dims=100, n_iter=2)  # the chosen features
+VARIANTS["chosen: joint + title 0.5, LSA 100, n_iter 2"] = C
+VARIANTS["chosen, alpha tokens, no sign-off"] = replace(C, token_pattern=ALPHA_PATTERN, drop_signoff=True)
+VARIANTS["chosen, no sign-off"] = replace(C, drop_signoff=True)
+VARIANTS["chosen, max_df 0.5"] = replace(C, max_df=0.5)
+VARIANTS["chosen, z = U S^1.5"] = replace(C, svd_power=1.5)
+VARIANTS["chosen, tags 0.05"] = replace(C, w_tags=0.05)
+for _lw in (0.3, 0.5):
+    for _ln in (30, 60):
+        VARIANTS[f"chosen + lead {_ln} words {_lw}"] = replace(C, w_lead=_lw, lead_words=_ln)
 BLENDS = [0.0, 0.2, 0.35, 0.5]
 
 

@@ -66,7 +66,7 @@ def run(recipe_name: str, blend: float, full_qe: bool) -> None:
                 _row(f"alpha-QE m={m} alpha={alpha} recompute + CSLS k=10", i4, labels, queries, t.s)
 
 
-def run_qe(recipe_name: str, blend: float) -> None:
+def run_qe(recipe_name: str, blend: float, with_x_qe: bool) -> None:
     """Focused grid: alpha-QE on z only vs on x and z, with and without an SNN bonus."""
     pool, queries = load_split("val")
     labels = labels_of(pool)
@@ -79,20 +79,32 @@ def run_qe(recipe_name: str, blend: float) -> None:
     print("| post-processing | P@10 | MAP@10 | nDCG@10 | coverage | post s |")
     print("|---|---|---|---|---|---|")
     _row("none", idx, labels, queries, 0.0)
-    for m in (5, 10):
-        for alpha in (1.0, 3.0):
-            with Timer() as t:
-                zq = post.alpha_qe(z, idx, val, m, alpha)
-                i2, v2 = post.rescore_lists(idx, sx, zq, blend)
-            _row(f"QE z m={m} alpha={alpha}, re-rank top-50", i2, labels, queries, t.s)
-            with Timer() as t:
-                i3, _ = post.snn(i2, v2, 10, 0.1)
-            _row(f"QE z m={m} alpha={alpha} + SNN k=10 beta=0.1", i3, labels, queries, t.s)
-            with Timer() as t:
-                xq = post.alpha_qe_sparse(x, idx, val, m, alpha)
-                i4, v4 = post.rescore_lists(idx, post.pair_cosines(xq, idx), zq, blend)
-            _row(f"QE x and z m={m} alpha={alpha}, re-rank top-50", i4, labels, queries, t.s)
-
+    for m, alpha in ((5, 1.0), (10, 3.0)):
+        with Timer() as t:
+            zq = post.alpha_qe(z, idx, val, m, alpha)
+            i2, v2 = post.rescore_lists(idx, sx, zq, blend)
+        _row(f"QE z m={m} alpha={alpha}, re-rank top-50", i2, labels, queries, t.s)
+        i5, _ = post.rescore_lists(idx, sx, zq, blend, z_query=z)
+        _row(f"QE z m={m} alpha={alpha}, database side only (query z unexpanded)", i5, labels,
+             queries, t.s)
+        i8, _ = post.draft_style(z, zq, idx, sx, blend, m, alpha)
+        _row(f"QE z m={m} alpha={alpha}, scored as a draft (stored x, z' only)", i8, labels,
+             queries, t.s)
+        if m == 5:
+            for sw in (0.5, 2.0):
+                i6, _ = post.rescore_lists(idx, sx, post.alpha_qe(z, idx, val, m, alpha, sw), blend)
+                _row(f"QE z m={m} alpha={alpha} self weight {sw}", i6, labels, queries, t.s)
+            i7, _ = post.rescore_lists(idx, sx, post.alpha_qe(zq, idx, val, m, alpha), blend)
+            _row(f"QE z m={m} alpha={alpha} applied twice", i7, labels, queries, t.s)
+        with Timer() as t:
+            i3, _ = post.snn(i2, v2, 10, 0.1)
+        _row(f"QE z m={m} alpha={alpha} + SNN k=10 beta=0.1", i3, labels, queries, t.s)
+        if not with_x_qe:
+            continue
+        with Timer() as t:
+            xq = post.alpha_qe_sparse(x, idx, val, m, alpha)
+            i4, _ = post.rescore_lists(idx, post.pair_cosines(xq, idx), zq, blend)
+        _row(f"QE x and z m={m} alpha={alpha}, re-rank top-50", i4, labels, queries, t.s)
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
@@ -100,8 +112,9 @@ if __name__ == "__main__":
     ap.add_argument("--blend", type=float, default=0.35)
     ap.add_argument("--full-qe", action="store_true", help="also recompute exact top-50 after QE")
     ap.add_argument("--qe-only", action="store_true", help="run the focused QE grid instead")
+    ap.add_argument("--with-x-qe", action="store_true", help="qe grid: also expand x (slow, 4 GB)")
     a = ap.parse_args()
     if a.qe_only:
-        run_qe(a.recipe, a.blend)
+        run_qe(a.recipe, a.blend, a.with_x_qe)
     else:
         run(a.recipe, a.blend, a.full_qe)

@@ -66,6 +66,8 @@ class Recipe:
     ngram_max: int = 1
     joint_text: bool = False  # True: title + body in one "text" TF-IDF space (weight w_body)
     w_title_extra: float = 0.0  # with joint_text: weight of an extra title-only space
+    w_lead: float = 0.0  # weight of an extra space on the body's first lead_words words
+    lead_words: int = 50
     w_title: float = 1.0
     w_body: float = 1.0
     w_tags: float = 0.0
@@ -105,6 +107,9 @@ def build_x(pool: list[dict], recipe: Recipe) -> sp.csr_matrix:
     else:
         blocks.append((_field_space(titles, recipe), recipe.w_title))
         blocks.append((_field_space(bodies, recipe), recipe.w_body))
+    if recipe.w_lead > 0:
+        leads = [" ".join(b.split()[: recipe.lead_words]) for b in bodies]
+        blocks.append((_field_space(leads, recipe), recipe.w_lead))
     if recipe.w_tags > 0:
         blocks.append((_field_space([r["tags"] for r in pool], recipe, tags_analyzer), recipe.w_tags))
     x = sp.hstack([normalize(b) * np.float32(wt) for b, wt in blocks if wt > 0], format="csr")

@@ -31,23 +31,29 @@ def alpha_qe(z: np.ndarray, idx: np.ndarray, val: np.ndarray, m: int, alpha: flo
     return normalize(out).astype(np.float32)
 
 
-def rescore_lists(idx: np.ndarray, sx: np.ndarray | None, z: np.ndarray, blend: float
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Re-score each candidate list with blend * sx + (1 - blend) * z_i . z_j and re-sort it.
+def rescore_lists(idx: np.ndarray, sx: np.ndarray | None, z: np.ndarray, blend: float,
+                  z_query: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Re-score each candidate list with blend * sx + (1 - blend) * zq_i . z_j and re-sort it.
 
-    ``sx`` holds the TF-IDF cosines of the candidate pairs (same shape as idx) or None.
+    ``sx`` holds the TF-IDF cosines of the candidate pairs (same shape as idx) or None;
+    ``z_query`` (default ``z``) is the query-side latent matrix (one-sided expansion).
     """
-    zz = np.einsum("nd,nmd->nm", z, z[np.maximum(idx, 0)])
+    zq = z if z_query is None else z_query
+    zz = np.einsum("nd,nmd->nm", zq, z[np.maximum(idx, 0)])
     s = (1 - blend) * zz + (blend * sx if sx is not None else 0.0)
     return _sorted(idx, s)
 
 
-def pair_cosines(x: sp.csr_matrix, idx: np.ndarray) -> np.ndarray:
-    """Return x_i . x_j for every candidate j = idx[i, r] (sparse rows, row-normalised)."""
-    rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1])
-    cols = np.maximum(idx.ravel(), 0)
-    prod = x[rows].multiply(x[cols])
-    return np.asarray(prod.sum(1)).reshape(idx.shape).astype(np.float32)
+def pair_cosines(x: sp.csr_matrix, idx: np.ndarray, block: int = 512) -> np.ndarray:
+    """Return x_i . x_j for every candidate j = idx[i, r] (sparse rows), in row blocks."""
+    out = np.empty(idx.shape, dtype=np.float32)
+    c = idx.shape[1]
+    for a in range(0, idx.shape[0], block):
+        sub = idx[a:a + block]
+        rows = np.repeat(np.arange(a, a + sub.shape[0]), c)
+        prod = x[rows].multiply(x[np.maximum(sub.ravel(), 0)])
+        out[a:a + block] = np.asarray(prod.sum(1)).reshape(sub.shape)
+    return out
 
 
 def csls(idx: np.ndarray, val: np.ndarray, k: int, beta: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -99,3 +105,16 @@ def alpha_qe_sparse(x: sp.csr_matrix, idx: np.ndarray, val: np.ndarray, m: int, 
     mix = sp.csr_matrix((w[ok].astype(np.float32), (rows, idx[:, :m][ok])), shape=(n, n))
     mix = mix + self_weight * sp.identity(n, dtype=np.float32, format="csr")
     return normalize(mix @ x).astype(np.float32).tocsr()
+
+
+def draft_style(z: np.ndarray, zq: np.ndarray, idx: np.ndarray, sx: np.ndarray | None, blend: float,
+                m: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Score every article as an unsaved draft would be, seeing only the stored x and z' = QE(z).
+
+    The draft's own top-m come from blend * sx + (1 - blend) * z_i . z'_j, its expansion uses
+    the neighbours' stored z', and the final score is blend * sx + (1 - blend) * z''_i . z'_j.
+    """
+    i1, v1 = rescore_lists(idx, sx, zq, blend, z_query=z)
+    w = (np.maximum(v1[:, :m], 0.0) ** alpha).astype(np.float32)
+    z2 = normalize(z + np.einsum("nm,nmd->nd", w, zq[np.maximum(i1[:, :m], 0)])).astype(np.float32)
+    return rescore_lists(idx, sx, zq, blend, z_query=z2)
