@@ -383,12 +383,12 @@ def convergence(published: list[tuple[float, str]], seen: list[tuple[float, str]
 
 
 def stage_versions(corpus: Path, workdir: Path, count: int) -> list[Path]:
-    """Train ``count`` genuinely different versions (LSA dims 150, 175, ...) in a staging store."""
+    """Train ``count`` genuinely different versions (other SVD seeds) in a staging store."""
     from training.pipeline import train
 
     staged = []
     for i in range(count):
-        result = train(corpus, workdir / f"staging-{i}", n_jobs=2, vectorizer_params={"n_components": 150 + 25 * i})
+        result = train(corpus, workdir / f"staging-{i}", n_jobs=2, vectorizer_params={"random_state": 1 + i})
         staged.append(result.path)
     return staged
 
@@ -497,6 +497,8 @@ def run(models_dir: Path, corpus: Path | None, workdir: Path, duration: float, r
     from service.model import load_version
 
     model = load_version(models_dir, (models_dir / "CURRENT").read_text().strip(), cache_size=0)
+    # the versions published during the swap run, trained before any server starts
+    staged = stage_versions(corpus, workdir, 3) if corpus else stage_copies(models_dir, workdir, 3)
     ids = model.article_ids.tolist()
     paths = [f"/articles/{i}/related?k={K}" for i in random.Random(0).sample(ids, min(N_IDS, len(ids)))]
     get_script = workdir / "get.lua"
@@ -547,7 +549,6 @@ def run(models_dir: Path, corpus: Path | None, workdir: Path, duration: float, r
     gain = cost["anonymous_after"] - cost["anonymous_before"]
     memory["model_private"] = {**cost, "gain": gain, "ratio": gain / model.array_bytes}
 
-    staged = stage_versions(corpus, workdir, 3) if corpus else stage_copies(models_dir, workdir, 3)
     seen: list[tuple[float, str]] = []
     published: list[tuple[float, str]] = []
     stop = threading.Event()
