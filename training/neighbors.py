@@ -7,11 +7,14 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+from training.kernels import pair_dots
 
 #: Scores at or below this are float noise between unrelated articles, never neighbours.
 MIN_SCORE = 1e-6
 #: Bytes of dense score matrix one block may use (float32), bounding memory per worker.
-BLOCK_BYTES = 128 * 1024 * 1024
+BLOCK_BYTES = 32 * 1024 * 1024
 
 
 def _block_size(n_base: int, block_size: int | None) -> int:
@@ -92,37 +95,20 @@ def block_scores(
     return out
 
 
-def pair_dots(q_sparse: sp.csr_matrix, base_sparse: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:
-    """Sparse dot products of every query row with its own candidate base rows.
-
-    Parameters
-    ----------
-    q_sparse : CSR of shape (B, features)
-    base_sparse : CSR of shape (n_base, features)
-    cand : numpy.ndarray of int, shape (B, C)
-
-    Returns
-    -------
-    numpy.ndarray of float32, shape (B, C)
-    """
-    b, c = cand.shape
-    rows = base_sparse[cand.ravel()]
-    q = q_sparse.toarray()
-    owner = np.repeat(np.arange(b * c) // c, np.diff(rows.indptr))
-    prod = rows.data * q[owner, rows.indices]
-    pair = np.repeat(np.arange(b * c), np.diff(rows.indptr))
-    return np.bincount(pair, weights=prod, minlength=b * c).astype(np.float32).reshape(b, c)
+def _exhaustive(candidates: int | None, base_dense: np.ndarray) -> bool:
+    return candidates is None or base_dense.shape[1] == 0 or candidates >= base_dense.shape[0]
 
 
-def _block_task(q_sparse, q_dense, base_sparse_t, base_dense, self_rows, n, candidates, base_sparse):
+def _block_task(q_sparse, q_dense, base_sparse, base_dense, self_rows, n, candidates):
     hit = self_rows >= 0
-    if candidates is None or base_dense.shape[1] == 0 or candidates >= base_dense.shape[0]:
-        scores = block_scores(q_sparse, q_dense, base_sparse_t, base_dense)
+    n_base = base_dense.shape[0]
+    if _exhaustive(candidates, base_dense):  # base_sparse is then the transposed base
+        scores = block_scores(q_sparse, q_dense, base_sparse, base_dense)
         scores[np.flatnonzero(hit), self_rows[hit]] = -np.inf
         return select_top(scores, n)
     dense = q_dense @ base_dense.T
     dense[np.flatnonzero(hit), self_rows[hit]] = -np.inf
-    cand = np.argpartition(-dense, candidates - 1, axis=1)[:, :candidates]
+    cand = np.argpartition(dense, n_base - candidates, axis=1)[:, n_base - candidates :]
     total = np.take_along_axis(dense, cand, axis=1) + pair_dots(q_sparse, base_sparse, cand)
     idx, val = select_top(total, n)
     mapped = np.where(idx >= 0, np.take_along_axis(cand, np.maximum(idx, 0), axis=1), -1)
@@ -147,8 +133,12 @@ def top_neighbors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-N base rows for every query row under ``sim = s.s' + z.z'``.
 
+    With ``candidates``, each query's ``candidates`` best base rows by the dense part are
+    re-scored with the full similarity (the sparse part by a compiled kernel), which is
+    far cheaper than scoring every pair; without, every pair is scored (exhaustive).
     Each block of query rows is an independent joblib task (so any joblib backend, such
-    as dask, can run it); memory per task is bounded by ``BLOCK_BYTES``.
+    as dask, can run it), run in threads by default (the kernels release the GIL) with
+    BLAS limited to one thread per task; memory per task is bounded by ``BLOCK_BYTES``.
 
     Parameters
     ----------
@@ -164,6 +154,8 @@ def top_neighbors(
         Query rows per task; by default from ``BLOCK_BYTES``.
     progress : callable, optional
         Called with the number of query rows finished after each block.
+    candidates : int, optional
+        Dense-part candidates re-scored per query (None: exhaustive).
 
     Returns
     -------
@@ -176,22 +168,24 @@ def top_neighbors(
     if self_rows is None:
         self_rows = np.full(n_q, -1, dtype=np.int64)
     self_rows = np.asarray(self_rows, dtype=np.int64)
-    base_t = base_sparse.T.tocsr()
     size = _block_size(base_sparse.shape[0], block_size)
+    if _exhaustive(candidates, base_dense):
+        base_sparse = base_sparse.T.tocsr()
     starts = range(0, n_q, size)
     tasks = (
         delayed(_block_task)(
-            query_sparse[a : a + size], query_dense[a : a + size], base_t, base_dense,
-            self_rows[a : a + size], n_neighbors, candidates, base_sparse,
+            query_sparse[a : a + size], query_dense[a : a + size], base_sparse, base_dense,
+            self_rows[a : a + size], n_neighbors, candidates,
         )
         for a in starts
     )
     idx = np.full((n_q, n_neighbors), -1, dtype=np.int32)
     val = np.zeros((n_q, n_neighbors), dtype=np.float32)
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-    for a, (bi, bv) in zip(starts, parallel(tasks)):
-        idx[a : a + len(bi)] = bi
-        val[a : a + len(bv)] = bv
-        if progress is not None:
-            progress(len(bi))
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator", prefer="threads")
+    with threadpool_limits(limits=1 if n_jobs != 1 else None, user_api="blas"):
+        for a, (bi, bv) in zip(starts, parallel(tasks)):
+            idx[a : a + len(bi)] = bi
+            val[a : a + len(bv)] = bv
+            if progress is not None:
+                progress(len(bi))
     return idx, val

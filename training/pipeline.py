@@ -18,6 +18,12 @@ import sklearn
 from training import model_dir
 from training.duplicates import duplicate_report
 from training.corpus import Article, CorpusError, FieldMap, file_sha256, read_articles
+from training.expansion import (
+    DEFAULT_EXPAND_ALPHA,
+    DEFAULT_EXPAND_NEIGHBORS,
+    expand_dense,
+    rescore_lists,
+)
 from training.features import ArticleVectorizer
 from training.neighbors import top_neighbors
 
@@ -25,6 +31,8 @@ from training.neighbors import top_neighbors
 DEFAULT_NEIGHBORS = 50
 #: Latent-space candidates rescored exactly per article (0: exhaustive search).
 DEFAULT_CANDIDATES = 200
+#: First-pass list length re-ranked after query expansion.
+FIRST_PASS = 50
 
 
 @dataclass
@@ -114,6 +122,8 @@ def train(
     skip_invalid: bool = False,
     neighbors: int = DEFAULT_NEIGHBORS,
     candidates: int = DEFAULT_CANDIDATES,
+    expand_neighbors: int = DEFAULT_EXPAND_NEIGHBORS,
+    expand_alpha: float = DEFAULT_EXPAND_ALPHA,
     n_jobs: int = -1,
     keep: int = 3,
     features_from: str | os.PathLike | None = None,
@@ -140,6 +150,10 @@ def train(
     candidates : int
         Each article's ``candidates`` nearest rows in the latent space are rescored with
         the full similarity; 0 scores every pair (exhaustive, slower).
+    expand_neighbors, expand_alpha : int, float
+        Latent query expansion (:mod:`training.expansion`): each article's latent vector
+        is moved towards its first ``expand_neighbors`` neighbours and its list is
+        re-ranked; 0 disables it.
     n_jobs : int
         Workers for the neighbour job (-1: all cores).
     keep : int
@@ -188,10 +202,15 @@ def train(
         if progress is not None:
             progress("neighbors", done[0], n)
 
+    expand = bool(expand_neighbors) and dense.shape[1] > 0
+    first_pass = max(neighbors, FIRST_PASS) if expand else neighbors
     indices, scores = top_neighbors(
-        sparse, dense, sparse, dense, neighbors, self_rows=np.arange(n), n_jobs=n_jobs,
+        sparse, dense, sparse, dense, first_pass, self_rows=np.arange(n), n_jobs=n_jobs,
         progress=tick, candidates=candidates or None,
     )
+    if expand:
+        dense = expand_dense(dense, indices, scores, expand_neighbors, expand_alpha)
+        indices, scores = rescore_lists(sparse, dense, indices, neighbors)
     timings["neighbors_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -220,6 +239,10 @@ def train(
             "vectorizer": _jsonable(vectorizer.get_params()),
             "neighbors": int(neighbors),
             "candidates": int(candidates),
+            "expansion": {
+                "neighbors": int(expand_neighbors), "alpha": float(expand_alpha),
+                "first_pass": int(first_pass),
+            },
         },
         "fields": {
             "id_field": fields.id_field, "text_fields": list(fields.text_fields),

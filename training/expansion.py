@@ -1,0 +1,134 @@
+"""Query expansion in the latent space (alpha-QE) and the re-ranking of related lists with it.
+
+Each article's latent vector is moved towards its nearest neighbours':
+``z'_i = normalize(z_i + sum_{r <= m} max(s_ir, 0) ** alpha * z_{j_r})`` (kept at the norm of
+``z_i``), and each article's first-pass list is re-scored with ``x.x' + z'.z''``. On the
+Reuters validation split this adds 0.4 point of P@10 and raises coverage
+(docs/model-selection.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from training.kernels import pair_dots
+from training.neighbors import MIN_SCORE
+
+#: Neighbours averaged into each latent vector.
+DEFAULT_EXPAND_NEIGHBORS = 5
+#: Exponent on the neighbour similarities.
+DEFAULT_EXPAND_ALPHA = 1.0
+#: Rows per block when re-scoring.
+BLOCK_ROWS = 2048
+
+
+def _renormalise(acc: np.ndarray, like: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(acc, axis=1, keepdims=True)
+    target = np.linalg.norm(like, axis=1, keepdims=True)
+    scale = np.divide(target, norm, out=np.zeros_like(norm), where=norm > 0)
+    return (acc * scale).astype(np.float32, copy=False)
+
+
+def expand_dense(
+    dense: np.ndarray, indices: np.ndarray, scores: np.ndarray,
+    m: int = DEFAULT_EXPAND_NEIGHBORS, alpha: float = DEFAULT_EXPAND_ALPHA,
+) -> np.ndarray:
+    """Expanded latent vectors of every article from its first-pass neighbours.
+
+    Parameters
+    ----------
+    dense : numpy.ndarray, shape (n, d)
+        Latent vectors (scaled, as stored).
+    indices, scores : numpy.ndarray, shape (n, N)
+        First-pass neighbour lists (-1 padded), best first.
+    m : int
+        Neighbours used.
+    alpha : float
+        Exponent on their similarities.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, d)
+        Each row keeps the norm of the input row.
+    """
+    if m < 1 or dense.shape[1] == 0:
+        return np.array(dense, dtype=np.float32)
+    out = np.empty(dense.shape, dtype=np.float32)
+    for a in range(0, dense.shape[0], BLOCK_ROWS):
+        nb = np.asarray(indices[a : a + BLOCK_ROWS, :m])
+        w = np.maximum(np.asarray(scores[a : a + BLOCK_ROWS, :m], dtype=np.float32), 0) ** alpha
+        w[nb < 0] = 0
+        acc = dense[a : a + BLOCK_ROWS] + np.einsum("rm,rmd->rd", w, dense[np.maximum(nb, 0)])
+        out[a : a + BLOCK_ROWS] = _renormalise(acc, dense[a : a + BLOCK_ROWS])
+    return out
+
+
+def rescore_lists(
+    sparse: sp.csr_matrix, dense: np.ndarray, indices: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank every row's candidate list under ``s.s' + z.z'`` and keep the best ``n``.
+
+    Parameters
+    ----------
+    sparse, dense : the article vectors (dense part already expanded)
+    indices : numpy.ndarray of int, shape (rows, C)
+        Candidate rows per row (-1 padded).
+    n : int
+        Neighbours kept.
+
+    Returns
+    -------
+    indices : numpy.ndarray of int32, shape (rows, n)
+    scores : numpy.ndarray of float32, shape (rows, n)
+        Best first, ties to the lower row; -1 / 0 padded.
+    """
+    rows = indices.shape[0]
+    out_idx = np.full((rows, n), -1, dtype=np.int32)
+    out_val = np.zeros((rows, n), dtype=np.float32)
+    for a in range(0, rows, BLOCK_ROWS):
+        cand = np.asarray(indices[a : a + BLOCK_ROWS], dtype=np.int64)
+        safe = np.maximum(cand, 0)
+        val = pair_dots(sparse[a : a + BLOCK_ROWS], sparse, safe)
+        if dense.shape[1]:
+            val += np.einsum("rd,rcd->rc", dense[a : a + BLOCK_ROWS], dense[safe])
+        val[(cand < 0) | ~(val > MIN_SCORE)] = -np.inf
+        big = np.iinfo(np.int64).max
+        order = np.lexsort((np.where(cand >= 0, cand, big), -val), axis=1)[:, :n]
+        top_i = np.take_along_axis(cand, order, axis=1)
+        top_v = np.take_along_axis(val, order, axis=1)
+        good = np.isfinite(top_v)
+        k = top_i.shape[1]
+        out_idx[a : a + BLOCK_ROWS, :k] = np.where(good, top_i, -1)
+        out_val[a : a + BLOCK_ROWS, :k] = np.where(good, top_v, 0)
+    return out_idx, out_val
+
+
+def expand_queries(
+    q_sparse: sp.csr_matrix, q_dense: np.ndarray, base_sparse: sp.csr_matrix,
+    base_dense: np.ndarray, m: int = DEFAULT_EXPAND_NEIGHBORS, alpha: float = DEFAULT_EXPAND_ALPHA,
+) -> np.ndarray:
+    """Expanded latent vectors of new texts (drafts, added articles) against a stored model.
+
+    The text's first ``m`` neighbours under its unexpanded vector and the stored (expanded)
+    vectors are averaged into it, as :func:`expand_dense` does for stored articles.
+
+    Parameters
+    ----------
+    q_sparse, q_dense : the texts' vectors from the model's vectorizer
+    base_sparse, base_dense : the stored article vectors
+    m, alpha : as for :func:`expand_dense`
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n_queries, d)
+    """
+    if m < 1 or q_dense.shape[1] == 0 or base_dense.shape[0] == 0:
+        return np.array(q_dense, dtype=np.float32)
+    scores = (q_sparse @ base_sparse.T).toarray().astype(np.float32) + q_dense @ base_dense.T
+    m = min(m, scores.shape[1])
+    top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+    w = np.maximum(np.take_along_axis(scores, top, axis=1), 0) ** alpha
+    w[~(w > MIN_SCORE)] = 0
+    acc = q_dense + np.einsum("rm,rmd->rd", w, base_dense[top])
+    return _renormalise(acc, q_dense)
