@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from service.model import LoadedModel
+from training.expansion import expand_from_scores
 
 
 def similar_to_row(model: LoadedModel, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +69,14 @@ def score_vectors(model: LoadedModel, sparse: sp.spmatrix, dense: np.ndarray) ->
     inside = columns < width  # columns no stored article uses contribute nothing
     weights = np.zeros(width, dtype=np.float32)
     weights[columns[inside]] = query.data[inside]
-    return np.asarray(model.vectors_sparse @ weights, dtype=np.float32) + model.vectors_dense @ latent
+    sparse_scores = np.asarray(model.vectors_sparse @ weights, dtype=np.float32)
+    expansion = model.manifest.get("params", {}).get("expansion", {})
+    if expansion.get("neighbors") and latent.size:
+        # Latent query expansion, as training applied to every stored article.
+        first = sparse_scores + model.vectors_dense @ latent
+        latent = expand_from_scores(latent[None, :], first[None, :], model.vectors_dense,
+                                    expansion["neighbors"], expansion.get("alpha", 1.0))[0]
+    return sparse_scores + model.vectors_dense @ latent
 
 
 def top_k(scores: np.ndarray, k: int, exclude_rows: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ODD_IDS, TOPICS
+from training.expansion import expand_queries
 
 ARTICLE_KEYS = {"id", "title", "url", "published_at", "tags"}
 
@@ -207,6 +208,11 @@ def test_draft_scores_are_exact_against_every_stored_vector(client, app):
     full = np.asarray(model.vectors_sparse.toarray(), dtype=np.float64)
     query = np.zeros(full.shape[1])
     query[: min(full.shape[1], sparse.shape[1])] = sparse.toarray()[0, : full.shape[1]]
+    # The draft's latent part is expanded against the stored vectors, as training did.
+    expansion = model.manifest["params"]["expansion"]
+    assert expansion["neighbors"] > 0
+    dense = expand_queries(sparse[:, : full.shape[1]], dense, model.vectors_sparse, np.asarray(model.vectors_dense),
+                           expansion["neighbors"], expansion["alpha"])
     expected = full @ query + np.asarray(model.vectors_dense, dtype=np.float64) @ np.asarray(dense[0], dtype=np.float64)
     order = sorted(range(len(expected)), key=lambda r: (-expected[r], r))[:10]
     body = client.post("/related", json={**draft, "k": 10}).get_json()

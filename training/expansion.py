@@ -104,6 +104,38 @@ def rescore_lists(
     return out_idx, out_val
 
 
+def expand_from_scores(
+    q_dense: np.ndarray, scores: np.ndarray, base_dense: np.ndarray,
+    m: int = DEFAULT_EXPAND_NEIGHBORS, alpha: float = DEFAULT_EXPAND_ALPHA,
+) -> np.ndarray:
+    """Expanded latent vectors of new texts given their (unexpanded) scores to every article.
+
+    Parameters
+    ----------
+    q_dense : numpy.ndarray, shape (q, d)
+        The texts' latent vectors from the model's vectorizer.
+    scores : numpy.ndarray, shape (q, n)
+        Their similarities ``x.x' + z.z'`` to the stored articles (``z'`` expanded).
+    base_dense : numpy.ndarray, shape (n, d)
+        The stored (expanded) latent vectors.
+    m, alpha : as for :func:`expand_dense`
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (q, d)
+    """
+    q_dense = np.asarray(q_dense, dtype=np.float32)
+    if m < 1 or q_dense.shape[1] == 0 or base_dense.shape[0] == 0:
+        return np.array(q_dense, dtype=np.float32)
+    scores = np.atleast_2d(scores)
+    m = min(m, scores.shape[1])
+    top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+    w = np.maximum(np.take_along_axis(scores, top, axis=1), 0).astype(np.float32) ** alpha
+    w[~(w > MIN_SCORE)] = 0
+    acc = q_dense + np.einsum("rm,rmd->rd", w, base_dense[top])
+    return _renormalise(acc, q_dense)
+
+
 def expand_queries(
     q_sparse: sp.csr_matrix, q_dense: np.ndarray, base_sparse: sp.csr_matrix,
     base_dense: np.ndarray, m: int = DEFAULT_EXPAND_NEIGHBORS, alpha: float = DEFAULT_EXPAND_ALPHA,
@@ -126,9 +158,4 @@ def expand_queries(
     if m < 1 or q_dense.shape[1] == 0 or base_dense.shape[0] == 0:
         return np.array(q_dense, dtype=np.float32)
     scores = (q_sparse @ base_sparse.T).toarray().astype(np.float32) + q_dense @ base_dense.T
-    m = min(m, scores.shape[1])
-    top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
-    w = np.maximum(np.take_along_axis(scores, top, axis=1), 0) ** alpha
-    w[~(w > MIN_SCORE)] = 0
-    acc = q_dense + np.einsum("rm,rmd->rd", w, base_dense[top])
-    return _renormalise(acc, q_dense)
+    return expand_from_scores(q_dense, scores, base_dense, m, alpha)
