@@ -231,7 +231,10 @@ def parse_wrk(output: str) -> dict[str, Any]:
 def wrk(port: int, script: Path, connections: int, duration: float) -> dict[str, Any]:
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script),
             f"http://127.0.0.1:{port}"]
-    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
+    output = done.stdout
     return {**parse_wrk(output), "command": " ".join(argv[:-2] + [script.name, argv[-1]])}
 
 
@@ -481,6 +484,11 @@ def main(ctx: click.Context, models_dir: Path | None, corpus: Path | None, durat
             shutil.copytree(models_dir, workdir / "models", ignore=shutil.ignore_patterns(".tmp*"))
             models_dir = workdir / "models"
         results = run(models_dir, corpus, workdir, duration, rounds, swap_duration, servers)
+    except Exception:
+        for server in servers:
+            click.echo(f"--- {server.name} (exit {server.process.poll()}) log tail:\n"
+                       f"{server.log_path.read_text(errors='replace')[-3000:]}", err=True)
+        raise
     finally:
         for server in servers:
             server.stop()

@@ -17,7 +17,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # loaded (faster boots and restarts, shared pages). The project's own modules are not
 # imported here, so `kill -HUP` still reloads the service and training code.
 WARM_IMPORTS = ("numpy", "scipy.sparse", "sklearn.feature_extraction.text", "sklearn.decomposition",
-                "sklearn.preprocessing", "joblib", "flask", "prometheus_client")
+                "sklearn.preprocessing", "joblib", "numba", "flask", "prometheus_client")
 
 
 class RelatedServer(BaseApplication):

@@ -44,6 +44,9 @@ class Metrics:
         if self.multiproc_dir and values.ValueClass.__name__ != "MmapedValue":
             raise RuntimeError(f"{MULTIPROC_ENV} was set after prometheus_client was imported; "
                                "set it before starting the server (related serve does)")
+        if self.multiproc_dir:
+            # a worker (re)booting after the directory was cleaned away must still start
+            os.makedirs(self.multiproc_dir, exist_ok=True)
         self._current_model = current_model
         self.registry = CollectorRegistry()
         registry = None if self.multiproc_dir else self.registry

@@ -71,3 +71,19 @@ def test_model_gauges_and_load_failures(app, client, models_dir):
     samples = scrape(client)
     assert value(samples, "related_model_load_failures_total") == 1
     assert value(samples, "related_model_info", version=version) == 1
+
+
+def test_multiprocess_mode_survives_a_removed_directory(tmp_path, monkeypatch):
+    """A worker booting after the metrics directory was cleaned away recreates it."""
+    from prometheus_client import values
+
+    from service.metrics import Metrics
+
+    directory = tmp_path / "gone"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())
+    metrics = Metrics(lambda: None)
+    metrics.observe("/x", "GET", 200, 0.001)
+    body, _ = metrics.render()
+    assert b'related_http_requests_total{method="GET",route="/x",status="200"} 1.0' in body
+    assert directory.is_dir()
