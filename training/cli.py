@@ -136,6 +136,33 @@ def train(corpus, models_dir, id_field, text_fields, tag_fields, date_field, url
     )
 
 
+@main.command()
+@click.option("--corpus", "delta", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Delta corpus: new records, edited records (known id), "
+                   '{"id": ..., "deleted": true} removals.')
+@MODELS_DIR
+@click.option("--jobs", default=-1, show_default=True, type=int, help="Workers (-1: all cores).")
+@click.option("--keep", default=3, show_default=True, type=click.IntRange(1), help="Versions kept.")
+def update(delta, models_dir, jobs, keep):
+    """Apply a delta to the current version and publish the result (no refit)."""
+    from training.update import update as run
+
+    try:
+        result = run(models_dir, delta, keep=keep, n_jobs=jobs)
+    except (CorpusError, model_dir.ModelDirError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    rows = result.rows
+    click.echo(result.version)
+    click.echo(
+        f"articles: {result.articles}  added: {result.added}  edited: {result.edited}  "
+        f"deleted: {result.deleted}  time: {sum(result.timings.values()):.1f} s"
+    )
+    click.echo(
+        f"first-pass lists: {rows['kept']} kept, {rows['patched']} patched, "
+        f"{rows['recomputed']} recomputed (parent {result.parent})"
+    )
+
+
 def _load_lists(models_dir: Path, version: str | None):
     try:
         path = model_dir.resolve(models_dir, version)

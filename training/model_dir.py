@@ -54,11 +54,25 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> np.ndarray:
+def jsonl_line(row: Mapping[str, Any]) -> bytes:
+    """One row as written to articles.jsonl / texts.jsonl (compact UTF-8 JSON and a newline).
+
+    Parameters
+    ----------
+    row : mapping
+
+    Returns
+    -------
+    bytes
+    """
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any] | bytes]) -> np.ndarray:
     offsets = [0]
     with open(path, "wb") as fh:
         for row in rows:
-            line = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            line = row if isinstance(row, bytes) else jsonl_line(row)
             fh.write(line)
             offsets.append(offsets[-1] + len(line))
     return np.asarray(offsets, dtype=np.int64)
@@ -97,8 +111,8 @@ def publish(
     models_dir: str | os.PathLike,
     *,
     arrays: Mapping[str, np.ndarray],
-    articles: Iterable[Mapping[str, Any]],
-    texts: Iterable[Mapping[str, Any]],
+    articles: Iterable[Mapping[str, Any] | bytes],
+    texts: Iterable[Mapping[str, Any] | bytes],
     vectorizer: Any,
     manifest: dict[str, Any],
     keep: int = 3,
@@ -114,8 +128,11 @@ def publish(
     arrays : mapping of file stem to numpy array
         Saved as ``<stem>.npy`` (no pickled objects).
     articles, texts : iterables of dicts
-        One per row: display metadata and display text (see docs/model-format.md).
-    vectorizer : fitted ArticleVectorizer
+        One per row: display metadata and display text (see docs/model-format.md); a
+        ``bytes`` item is an already encoded line (see :func:`jsonl_line`).
+    vectorizer : fitted ArticleVectorizer, or path-like
+        A path names an existing ``vectorizer.joblib`` (of another version), hard-linked
+        (copied where links fail) instead of pickled again.
     manifest : dict
         Everything but ``version``, ``format_version`` and ``files``, which are filled in.
     keep : int
@@ -141,7 +158,13 @@ def publish(
             np.save(tmp / f"{stem}.npy", array, allow_pickle=False)
         _write_jsonl(tmp / ARTICLES, articles)
         np.save(tmp / "texts_offsets.npy", _write_jsonl(tmp / TEXTS, texts), allow_pickle=False)
-        joblib.dump(vectorizer, tmp / VECTORIZER)
+        if isinstance(vectorizer, (str, os.PathLike)):
+            try:
+                os.link(vectorizer, tmp / VECTORIZER)
+            except OSError:
+                shutil.copyfile(vectorizer, tmp / VECTORIZER)
+        else:
+            joblib.dump(vectorizer, tmp / VECTORIZER)
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
         now = datetime.now(timezone.utc)

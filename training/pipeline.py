@@ -18,14 +18,9 @@ import sklearn
 from training import model_dir
 from training.duplicates import duplicate_report
 from training.corpus import Article, CorpusError, FieldMap, file_sha256, read_articles
-from training.expansion import (
-    DEFAULT_EXPAND_ALPHA,
-    DEFAULT_EXPAND_NEIGHBORS,
-    expand_dense,
-    rescore_lists,
-)
+from training.expansion import DEFAULT_EXPAND_ALPHA, DEFAULT_EXPAND_NEIGHBORS
 from training.features import ArticleVectorizer
-from training.neighbors import top_neighbors
+from training.update import compute_final_lists, compute_first_pass, state_arrays
 
 #: Neighbours stored per article by default (above the largest k served).
 DEFAULT_NEIGHBORS = 50
@@ -188,8 +183,10 @@ def train(
     else:
         params = dict(vectorizer_params or {})
         params.setdefault("text_fields", fields.text_fields)
-        vectorizer = ArticleVectorizer(**params)
-        sparse, dense = vectorizer.fit_transform(rows.records)
+        vectorizer = ArticleVectorizer(**params).fit(rows.records)
+        # Not fit_transform, whose vectors differ in the last bits: the stored vectors are
+        # exactly what the vectorizer gives (drafts, `--features-from`, `related update`).
+        sparse, dense = vectorizer.transform(rows.records)
     rows.records.clear()
     timings["fit_s"] = time.perf_counter() - t0
 
@@ -204,13 +201,10 @@ def train(
 
     expand = bool(expand_neighbors) and dense.shape[1] > 0
     first_pass = max(neighbors, FIRST_PASS) if expand else neighbors
-    indices, scores = top_neighbors(
-        sparse, dense, sparse, dense, first_pass, self_rows=np.arange(n), n_jobs=n_jobs,
-        progress=tick, candidates=candidates or None,
+    first = compute_first_pass(sparse, dense, first_pass, candidates, n_jobs=n_jobs, progress=tick)
+    indices, scores, stored_dense = compute_final_lists(
+        sparse, dense, first, neighbors, expand_neighbors if expand else 0, expand_alpha
     )
-    if expand:
-        dense = expand_dense(dense, indices, scores, expand_neighbors, expand_alpha)
-        indices, scores = rescore_lists(sparse, dense, indices, neighbors)
     timings["neighbors_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -221,8 +215,9 @@ def train(
         "vectors_sparse_data": sparse.data.astype(np.float32, copy=False),
         "vectors_sparse_indices": sparse.indices.astype(np.int32, copy=False),
         "vectors_sparse_indptr": sparse.indptr.astype(np.int64, copy=False),
-        "vectors_dense": dense,
+        "vectors_dense": stored_dense,
         "published": np.asarray(rows.published, dtype=np.float64),
+        **state_arrays(first, dense),
     }
     manifest = {
         "parent_version": None,

@@ -1,0 +1,633 @@
+"""Related lists that can be updated without refitting: the shared first pass and `related update`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+from numba import njit
+
+from training import model_dir
+from training.corpus import Article, CorpusError, FieldMap, file_sha256, read_articles
+from training.duplicates import duplicate_report
+from training.expansion import expand_dense, rescore_lists
+from training.kernels import pair_dots
+from training.neighbors import select_top, top_neighbors
+
+#: Latent candidates kept per row beyond the rescored ones, so deletions rarely force a row's
+#: full recomputation in an update.
+RESERVE = 50
+#: Bytes of latent score matrix one block of the first pass may use (float32).
+BLOCK_BYTES = 32 * 1024 * 1024
+#: Query rows and base columns per tile of the latent-score kernel.
+_ROWS, _TILE = 8, 256
+#: The update state a version stores (docs/model-format.md), file stems.
+STATE = ("update_latent", "update_first_indices", "update_first_scores",
+         "update_candidates", "update_candidate_latent")
+
+
+@dataclass
+class FirstPass:
+    """First-pass lists of some rows and, in candidate mode, their latent candidate lists.
+
+    ``candidates`` holds each row's best rows by latent score (descending, ties to the lower
+    row), -1 padded; every row not listed scores lower (or equal and is a higher row) than
+    the last one listed. It has zero columns in exhaustive mode.
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    candidates: np.ndarray
+    latent: np.ndarray
+
+
+def exhaustive(n_rows: int, dims: int, candidates: int) -> bool:
+    """Whether the first pass scores every pair (no latent candidates).
+
+    Parameters
+    ----------
+    n_rows, dims : int
+        Articles and latent dimensions.
+    candidates : int
+        The ``candidates`` training option (0: exhaustive).
+
+    Returns
+    -------
+    bool
+    """
+    return not candidates or dims == 0 or candidates >= n_rows
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _latent_dots(q, base_t, out):  # pragma: no cover - compiled
+    rows, dims = q.shape
+    n = base_t.shape[1]
+    acc = np.empty((_ROWS, _TILE), dtype=np.float32)
+    w = np.empty(_ROWS, dtype=np.float32)
+    for j0 in range(0, n, _TILE):
+        m = min(n - j0, _TILE)
+        for i in range(0, rows, _ROWS):
+            r = min(_ROWS, rows - i)
+            acc[:, :m] = 0
+            for k in range(dims):
+                for s in range(_ROWS):
+                    w[s] = q[i + s, k] if s < r else np.float32(0)
+                b_row = base_t[k, j0:j0 + m]
+                for j in range(m):
+                    for s in range(_ROWS):
+                        acc[s, j] += w[s] * b_row[j]
+            for s in range(r):
+                out[i + s, j0:j0 + m] = acc[s, :m]
+
+
+def latent_dots(q: np.ndarray, base_t: np.ndarray) -> np.ndarray:
+    """Latent scores ``q @ base_t``, each the same float whatever the shapes of the operands.
+
+    Every score is summed in float32 from 0 over the dimensions in order (no fused
+    multiply-add, no reordering), so a pair's score does not depend on the block that
+    computes it; BLAS picks kernels by shape and rounds differently (one-row operands,
+    small problems).
+
+    Parameters
+    ----------
+    q : numpy.ndarray of float32, shape (a, d)
+    base_t : numpy.ndarray of float32, shape (d, b)
+        The base rows transposed, C-contiguous.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (a, b)
+    """
+    out = np.empty((q.shape[0], base_t.shape[1]), dtype=np.float32)
+    _latent_dots(np.ascontiguousarray(q, dtype=np.float32), np.ascontiguousarray(base_t, dtype=np.float32), out)
+    return out
+
+
+def _top_latent(lat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` columns of every row by (score descending, column ascending)."""
+    n = lat.shape[1]
+    part = np.argpartition(lat, n - k, axis=1)[:, n - k:]
+    vals = np.take_along_axis(lat, part, axis=1)
+    cut = vals.min(axis=1)
+    for r in np.flatnonzero(np.count_nonzero(lat >= cut[:, None], axis=1) > k):
+        above = np.flatnonzero(lat[r] > cut[r])  # ties at the cut: the lowest columns
+        part[r] = np.concatenate([above, np.flatnonzero(lat[r] == cut[r])[: k - above.size]])
+        vals[r] = lat[r, part[r]]
+    order = np.lexsort((part, -vals), axis=1)
+    return np.take_along_axis(part, order, axis=1).astype(np.int32), np.take_along_axis(vals, order, axis=1)
+
+
+def select_lists(cand: np.ndarray, total: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's best ``n`` candidates by (score descending, row ascending), above MIN_SCORE.
+
+    Parameters
+    ----------
+    cand : numpy.ndarray of int, shape (rows, c)
+        Candidate rows, -1 for none.
+    total : numpy.ndarray of float32, shape (rows, c)
+        Their scores.
+    n : int
+        List length.
+
+    Returns
+    -------
+    indices : numpy.ndarray of int32, shape (rows, n), -1 padded
+    scores : numpy.ndarray of float32, shape (rows, n), 0 padded
+    """
+    order = np.argsort(np.where(cand >= 0, cand, np.iinfo(np.int32).max), axis=1, kind="stable")
+    cand = np.take_along_axis(cand, order, axis=1)
+    total = np.take_along_axis(total, order, axis=1)
+    total[cand < 0] = -np.inf
+    idx, val = select_top(total, n)  # ties at the cut to the lowest column, here the lowest row
+    return np.where(idx >= 0, np.take_along_axis(cand, np.maximum(idx, 0), axis=1), -1).astype(np.int32), val
+
+
+def _candidate_block(q_sparse, q_dense, sparse, dense_t, self_rows, depth, n_cand, n_first):
+    lat = latent_dots(q_dense, dense_t)
+    lat[np.arange(len(self_rows)), self_rows] = -np.inf
+    cand, cand_lat = _top_latent(lat, depth)
+    top = cand[:, :n_cand]
+    total = cand_lat[:, :n_cand] + pair_dots(q_sparse, sparse, top)
+    return (*select_lists(top, total, n_first), cand, cand_lat)
+
+
+def compute_first_pass(
+    sparse: sp.csr_matrix, dense: np.ndarray, n_first: int, candidates: int, *,
+    rows: np.ndarray | None = None, n_jobs: int = -1, progress: Callable[[int], None] | None = None,
+) -> FirstPass:
+    """First-pass lists (and update state) of ``rows`` among all articles, deterministically.
+
+    Exhaustive mode is :func:`training.neighbors.top_neighbors`. In candidate mode each
+    row's ``candidates`` best rows by latent score (plus :data:`RESERVE` kept as state) are
+    rescored exactly; both cut-offs break ties to the lower row, and every score is the same
+    float for a pair whichever block computes it, so a row's result never depends on the
+    other rows asked for (what :func:`update` relies on).
+
+    Parameters
+    ----------
+    sparse, dense : the article vectors (dense part unexpanded)
+    n_first : int
+        List length.
+    candidates : int
+        Latent candidates rescored per row (0: exhaustive).
+    rows : numpy.ndarray of int, optional
+        The rows to compute (default: all).
+    n_jobs : int
+        Threads (-1: all cores).
+    progress : callable, optional
+        Called with the number of rows finished after each block.
+
+    Returns
+    -------
+    FirstPass
+    """
+    n = sparse.shape[0]
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    if exhaustive(n, dense.shape[1], candidates):
+        q_sparse, q_dense = (sparse, dense) if len(rows) == n else (sparse[rows], dense[rows])
+        idx, val = top_neighbors(q_sparse, q_dense, sparse, dense, n_first, self_rows=rows,
+                                 n_jobs=n_jobs, progress=progress)
+        return FirstPass(idx, val, np.zeros((len(rows), 0), np.int32), np.zeros((len(rows), 0), np.float32))
+    depth = min(candidates + RESERVE, n - 1)
+    size = max(1, min(4096, BLOCK_BYTES // (4 * n)))
+    starts = range(0, len(rows), size)
+    dense_t = np.ascontiguousarray(dense.T)
+    tasks = (delayed(_candidate_block)(sparse[rows[a:a + size]], dense[rows[a:a + size]], sparse, dense_t,
+                                       rows[a:a + size], depth, candidates, n_first) for a in starts)
+    out = FirstPass(np.full((len(rows), n_first), -1, np.int32), np.zeros((len(rows), n_first), np.float32),
+                    np.zeros((len(rows), depth), np.int32), np.zeros((len(rows), depth), np.float32))
+    for a, block in zip(starts, Parallel(n_jobs=n_jobs, return_as="generator", prefer="threads")(tasks)):
+        for array, part in zip((out.indices, out.scores, out.candidates, out.latent), block):
+            array[a:a + len(part)] = part
+        if progress is not None:
+            progress(len(block[0]))
+    return out
+
+
+def compute_final_lists(
+    sparse: sp.csr_matrix, dense: np.ndarray, first: FirstPass, neighbors: int,
+    expand_neighbors: int, expand_alpha: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored lists and latent vectors from the first pass: query expansion, then re-ranking.
+
+    Parameters
+    ----------
+    sparse, dense : the article vectors (dense part unexpanded)
+    first : FirstPass
+        Every row's first pass.
+    neighbors : int
+        N, the stored list length.
+    expand_neighbors, expand_alpha : int, float
+        :func:`training.expansion.expand_dense` parameters (0 neighbours: no expansion).
+
+    Returns
+    -------
+    indices, scores : numpy.ndarray, shape (n, neighbors)
+    dense : numpy.ndarray
+        The latent vectors to store (expanded when expansion is on).
+    """
+    if not expand_neighbors or dense.shape[1] == 0:
+        return first.indices, first.scores, dense
+    expanded = expand_dense(dense, first.indices, first.scores, expand_neighbors, expand_alpha)
+    return (*rescore_lists(sparse, expanded, first.indices, neighbors), expanded)
+
+
+def state_arrays(first: FirstPass, dense: np.ndarray) -> dict[str, np.ndarray]:
+    """The update state files of a version (see docs/model-format.md).
+
+    Parameters
+    ----------
+    first : FirstPass
+        Every row's first pass.
+    dense : numpy.ndarray
+        Unexpanded latent vectors.
+
+    Returns
+    -------
+    dict of file stem to array
+    """
+    return dict(zip(STATE, (dense, first.indices, first.scores, first.candidates, first.latent)))
+
+
+# -- incremental update -------------------------------------------------------------------
+
+
+@dataclass
+class Delta:
+    """A delta file resolved against a model's rows (row order: docs/update.md)."""
+
+    source: np.ndarray
+    changed: list[Article]
+    changed_rows: np.ndarray
+    edited_from: np.ndarray
+    added: int
+    edited: int
+    deleted: int
+
+
+@dataclass
+class UpdateResult:
+    """What an update published; ``rows`` counts first passes kept, patched and recomputed."""
+
+    version: str
+    path: Path
+    parent: str
+    articles: int
+    added: int
+    edited: int
+    deleted: int
+    rows: dict[str, int]
+    timings: dict[str, float]
+
+
+def read_delta(path: str | os.PathLike, fields: FieldMap, ids: np.ndarray) -> Delta:
+    """Read a delta file and lay out the updated rows.
+
+    The updated rows are the old ones in order with edits in place and deletions removed,
+    then the added records in file order.
+
+    Parameters
+    ----------
+    path : path-like
+        The delta (a corpus file; ``{"id": ..., "deleted": true}`` removes an article).
+    fields : FieldMap
+        The model's corpus schema.
+    ids : numpy.ndarray of str
+        The model's article ids, in row order.
+
+    Returns
+    -------
+    Delta
+
+    Raises
+    ------
+    CorpusError
+        A bad record, a deletion of an unknown id, an empty delta or one deleting everything.
+    """
+    row_of = {str(a): i for i, a in enumerate(ids)}
+    edits: dict[int, Article] = {}
+    added: list[Article] = []
+    deleted: set[int] = set()
+    for article in read_articles(path, fields, allow_deletions=True):
+        row = row_of.get(article.id)
+        if article.deleted:
+            if row is None:
+                raise CorpusError(path, article.line, fields.id_field,
+                                  f"deletes {article.id!r}, which is not in the model")
+            deleted.add(row)
+        elif row is None:
+            added.append(article)
+        else:
+            edits[row] = article
+    if not (edits or added or deleted):
+        raise CorpusError(path, None, None, "no records: nothing to update")
+    source: list[int] = []
+    changed: list[Article] = []
+    changed_rows: list[int] = []
+    edited_from: list[int] = []
+    for old in range(len(ids)):
+        if old in deleted:
+            continue
+        if old in edits:
+            changed_rows.append(len(source))
+            changed.append(edits[old])
+            edited_from.append(old)
+        source.append(-1 if old in edits else old)
+    for article in added:
+        changed_rows.append(len(source))
+        changed.append(article)
+        edited_from.append(-1)
+        source.append(-1)
+    if not source:
+        raise CorpusError(path, None, None, "the update would delete every article")
+    return Delta(np.asarray(source, np.int64), changed, np.asarray(changed_rows, np.int64),
+                 np.asarray(edited_from, np.int64), len(added), len(edits), len(deleted))
+
+
+@njit(cache=True, nogil=True)
+def _merge(cand, lat, floor, t_rows, t_lat, n_cand, out_idx, out_lat, status):  # pragma: no cover
+    """Merge each row's surviving candidates with the changed rows scoring above its floor.
+
+    status: 0 top ``n_cand`` unchanged, 1 changed, 2 undecidable here (a changed row ties
+    the floor, or too few candidates left): recompute the row.
+    """
+    rows, width = cand.shape
+    depth = out_idx.shape[1]
+    entrants = np.empty(t_rows.shape[0], dtype=np.int64)
+    for r in range(rows):
+        found = 0
+        tie = False
+        for t in range(t_rows.shape[0]):
+            v = t_lat[r, t]
+            if v > floor[r]:  # insert by (score desc, row asc); t_rows ascend
+                b = found
+                while b > 0 and t_lat[r, entrants[b - 1]] < v:
+                    entrants[b] = entrants[b - 1]
+                    b -= 1
+                entrants[b] = t
+                found += 1
+            elif v == floor[r]:
+                tie = True
+        if tie:
+            status[r] = 2
+            continue
+        i = 0
+        e = 0
+        o = 0
+        while o < depth:
+            while i < width and cand[r, i] < 0:
+                i += 1
+            if i < width and e < found:
+                tv = t_lat[r, entrants[e]]
+                take_t = tv > lat[r, i] or (tv == lat[r, i] and t_rows[entrants[e]] < cand[r, i])
+            elif e < found:
+                take_t = True
+            elif i < width:
+                take_t = False
+            else:
+                break
+            if take_t:
+                out_idx[r, o] = t_rows[entrants[e]]
+                out_lat[r, o] = t_lat[r, entrants[e]]
+                e += 1
+            else:
+                out_idx[r, o] = cand[r, i]
+                out_lat[r, o] = lat[r, i]
+                i += 1
+            o += 1
+        if o < n_cand:
+            status[r] = 2
+            continue
+        status[r] = 0
+        for c in range(n_cand):
+            if cand[r, c] != out_idx[r, c]:
+                status[r] = 1
+                break
+
+
+@njit(cache=True, nogil=True)
+def _top_changes(old_top, new_top, first, n_rows, is_new, left):  # pragma: no cover
+    """Mark the new top's rows that were not in the old top, and rows whose list lost a member."""
+    mark = np.full(n_rows, -1, dtype=np.int64)
+    for r in range(old_top.shape[0]):
+        for c in range(old_top.shape[1]):
+            if old_top[r, c] >= 0:
+                mark[old_top[r, c]] = 2 * r
+        for c in range(new_top.shape[1]):
+            j = new_top[r, c]
+            if j >= 0:
+                is_new[r, c] = mark[j] != 2 * r
+                mark[j] = 2 * r + 1
+        for c in range(first.shape[1]):
+            j = first[r, c]
+            if j == -2 or (j >= 0 and mark[j] != 2 * r + 1):
+                left[r] = True
+
+
+def _patch_first_pass(state, map_old, changed, sparse, dense, n_first, candidates, n_jobs):
+    """Every row's first pass from the parent's: merged where that is exact, else recomputed."""
+    n = sparse.shape[0]
+    kept_old = np.flatnonzero(map_old >= 0)
+    kept = map_old[kept_old]
+    old_cand = np.asarray(state["update_candidates"][kept_old])
+    old_lat = np.asarray(state["update_candidate_latent"][kept_old])
+    old_depth = np.count_nonzero(old_cand >= 0, axis=1)
+    floor = old_lat[np.arange(len(kept)), np.maximum(old_depth - 1, 0)]
+    floor[old_depth >= len(map_old) - 1] = -np.inf  # the list holds every other row
+    mapped = np.where(old_cand >= 0, map_old[np.maximum(old_cand, 0)], -1).astype(np.int32)
+    depth = min(candidates + RESERVE, n - 1)
+    out_idx = np.full((len(kept), depth), -1, np.int32)
+    out_lat = np.zeros((len(kept), depth), np.float32)
+    status = np.zeros(len(kept), np.int8)
+    _merge(mapped, old_lat, floor, changed.astype(np.int32), latent_dots(dense[kept], dense[changed].T),
+           candidates, out_idx, out_lat, status)
+
+    old_first = np.asarray(state["update_first_indices"][kept_old])
+    first_map = np.where(old_first >= 0, map_old[np.maximum(old_first, 0)], -1)
+    first_map[(old_first >= 0) & (first_map < 0)] = -2  # a member that left
+    first_idx = first_map.astype(np.int32)
+    first_val = np.array(state["update_first_scores"][kept_old], dtype=np.float32)
+    moved = np.flatnonzero(status == 1)
+    is_new = np.zeros((len(moved), candidates), bool)
+    left = np.zeros(len(moved), bool)
+    _top_changes(mapped[moved, :candidates], out_idx[moved, :candidates], first_idx[moved], n, is_new, left)
+    redo_all = moved[left]  # a first-pass member left the top: rescore the whole top
+    if redo_all.size:
+        top = out_idx[redo_all, :candidates]
+        total = out_lat[redo_all, :candidates] + pair_dots(sparse[kept[redo_all]], sparse, top)
+        first_idx[redo_all], first_val[redo_all] = select_lists(top, total, n_first)
+    merge = moved[~left]  # the old list stays the best of the old top: add the newcomers
+    if merge.size:
+        fresh = is_new[~left]
+        order = np.argsort(~fresh, axis=1, kind="stable")[:, : max(1, int(fresh.sum(axis=1).max()))]
+        cand = np.where(np.take_along_axis(fresh, order, axis=1),
+                        np.take_along_axis(out_idx[merge, :candidates], order, axis=1), -1)
+        total = np.take_along_axis(out_lat[merge, :candidates], order, axis=1)
+        total = total + pair_dots(sparse[kept[merge]], sparse, cand)
+        first_idx[merge], first_val[merge] = select_lists(
+            np.concatenate([first_idx[merge], cand], axis=1),
+            np.concatenate([first_val[merge], total], axis=1), n_first)
+
+    redo = np.union1d(kept[status == 2], changed)
+    out = FirstPass(np.full((n, n_first), -1, np.int32), np.zeros((n, n_first), np.float32),
+                    np.full((n, depth), -1, np.int32), np.zeros((n, depth), np.float32))
+    out.indices[kept], out.scores[kept] = first_idx, first_val
+    out.candidates[kept], out.latent[kept] = out_idx, out_lat
+    if redo.size:
+        again = compute_first_pass(sparse, dense, n_first, candidates, rows=redo, n_jobs=n_jobs)
+        out.indices[redo], out.scores[redo] = again.indices, again.scores
+        out.candidates[redo], out.latent[redo] = again.candidates, again.latent
+    counts = {"kept": int((status == 0).sum()), "patched": int(moved.size), "recomputed": int(redo.size)}
+    return out, counts
+
+
+def _load_state(parent: Path, manifest: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+    missing = [name for name in STATE if f"{name}.npy" not in manifest.get("files", {})]
+    if missing:
+        raise model_dir.ModelDirError(
+            f"{parent}: no update state ({missing[0]}.npy; the version predates `related update`): "
+            "publish a version with `related train` first")
+    state = {name: model_dir.load_array(parent, name) for name in STATE}
+    for name, array in state.items():
+        if array.ndim != 2 or array.shape[0] != n:
+            raise model_dir.ModelDirError(f"{parent / (name + '.npy')}: shape {array.shape}, expected ({n}, ...)")
+    return state
+
+
+def _jsonl_lines(path: Path) -> list[bytes]:
+    return [line + b"\n" for line in path.read_bytes().split(b"\n")[:-1]]
+
+
+def update(
+    models_dir: str | os.PathLike, delta: str | os.PathLike, *, keep: int = 3, n_jobs: int = -1,
+) -> UpdateResult:
+    """Apply a delta to the current version and publish the result, without refitting.
+
+    The lists are those ``train(..., features_from=<current version>)`` gives on the updated
+    corpus (see :func:`read_delta` for its row order): rows whose first pass the delta
+    cannot change keep it, rows whose latent candidates only gained or lost rows are merged,
+    the rest are recomputed; expansion and re-ranking then run as in training. Nothing is
+    published unless the whole update succeeds.
+
+    Parameters
+    ----------
+    models_dir : path-like
+        The model store; its ``CURRENT`` version is updated.
+    delta : path-like
+        Corpus file of new, edited (known id) and deleted (``"deleted": true``) records.
+    keep : int
+        Versions kept in the store.
+    n_jobs : int
+        Threads (-1: all cores).
+
+    Returns
+    -------
+    UpdateResult
+    """
+    from training.pipeline import Rows, library_versions  # the pipeline imports this module
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    parent = model_dir.resolve(models_dir)
+    manifest = model_dir.verify(parent)
+    fields = FieldMap(**manifest["fields"])
+    ids = model_dir.load_array(parent, "article_ids", mmap=False)
+    n_old = len(ids)
+    state = _load_state(parent, manifest, n_old)
+    plan = read_delta(delta, fields, ids)
+    rows = Rows(title_field=fields.title_field)
+    for article in plan.changed:
+        rows.add(article)
+    timings["read_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    old_sparse = sp.csr_matrix(tuple(model_dir.load_array(parent, f"vectors_sparse_{k}")
+                                     for k in ("data", "indices", "indptr")),
+                               shape=(n_old, manifest["counts"]["vocabulary"]))
+    old_dense = state["update_latent"]
+    if rows.ids:
+        new_sparse, new_dense = joblib.load(parent / model_dir.VECTORIZER).transform(rows.records)
+    else:
+        new_sparse = sp.csr_matrix((0, old_sparse.shape[1]), dtype=np.float32)
+        new_dense = np.zeros((0, old_dense.shape[1]), np.float32)
+    take = plan.source.copy()
+    take[plan.changed_rows] = n_old + np.arange(len(plan.changed))
+    sparse = sp.vstack([old_sparse, new_sparse], format="csr")[take]
+    dense = np.ascontiguousarray(np.concatenate([old_dense, new_dense])[take], dtype=np.float32)
+    n = len(take)
+    map_old = np.full(n_old, -1, np.int64)
+    map_old[plan.source[plan.source >= 0]] = np.flatnonzero(plan.source >= 0)
+    vectors_changed = np.ones(len(plan.changed), bool)
+    for t, old in enumerate(plan.edited_from):  # an edit of metadata only keeps its vectors
+        if old >= 0 and np.array_equal(old_dense[old], new_dense[t]):
+            a, b = old_sparse[old], new_sparse[t]
+            if np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data):
+                vectors_changed[t] = False
+                map_old[old] = plan.changed_rows[t]
+    changed = plan.changed_rows[vectors_changed]
+    timings["fit_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    params = manifest["params"]
+    expansion = params["expansion"]
+    n_first, candidates = int(expansion["first_pass"]), int(params["candidates"])
+    if exhaustive(n, dense.shape[1], candidates) or state["update_candidates"].shape[1] == 0:
+        first = compute_first_pass(sparse, dense, n_first, candidates, n_jobs=n_jobs)
+        counts = {"kept": 0, "patched": 0, "recomputed": n}
+    else:
+        first, counts = _patch_first_pass(state, map_old, changed, sparse, dense, n_first, candidates, n_jobs)
+    indices, scores, stored_dense = compute_final_lists(
+        sparse, dense, first, int(params["neighbors"]), int(expansion["neighbors"]), float(expansion["alpha"]))
+    timings["neighbors_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    slot = np.full(n, -1, np.int64)
+    slot[plan.changed_rows] = np.arange(len(plan.changed))
+    article_ids = np.asarray([ids[o] if o >= 0 else rows.ids[s] for o, s in zip(plan.source, slot)], dtype=str)
+    published = np.asarray(model_dir.load_array(parent, "published"))[np.maximum(plan.source, 0)]
+    published[plan.changed_rows] = np.asarray(rows.published, dtype=np.float64)
+    old_articles = _jsonl_lines(parent / model_dir.ARTICLES)
+    raw_texts = (parent / model_dir.TEXTS).read_bytes()
+    offsets = model_dir.load_array(parent, "texts_offsets")
+    new_articles = [model_dir.jsonl_line(a) for a in rows.articles]
+    new_texts = [model_dir.jsonl_line(t) for t in rows.texts]
+    arrays = {
+        "article_ids": article_ids, "neighbors_indices": indices, "neighbors_scores": scores,
+        "vectors_sparse_data": sparse.data.astype(np.float32, copy=False),
+        "vectors_sparse_indices": sparse.indices.astype(np.int32, copy=False),
+        "vectors_sparse_indptr": sparse.indptr.astype(np.int64, copy=False),
+        "vectors_dense": stored_dense, "published": published, **state_arrays(first, dense),
+    }
+    new_manifest = {
+        "parent_version": parent.name,
+        "features_from": str(parent),
+        "corpus": {"path": str(delta), "sha256": file_sha256(delta), "records": len(plan.changed) + plan.deleted,
+                   "skipped": 0, "skipped_lines": []},
+        "update": {"added": plan.added, "edited": plan.edited, "deleted": plan.deleted, "rows": counts},
+        "counts": {**manifest["counts"], "articles": n},
+        "params": params,
+        "fields": manifest["fields"],
+        "libraries": library_versions(),
+        "duplicates": duplicate_report(indices, scores, article_ids),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    if model_dir.current_version(models_dir) != parent.name:  # another run published meanwhile
+        raise model_dir.ModelDirError(f"{models_dir}: CURRENT moved away from {parent.name} during the "
+                                      "update; run it again on the new version")
+    version = model_dir.publish(
+        models_dir, arrays=arrays,
+        articles=(old_articles[o] if o >= 0 else new_articles[s] for o, s in zip(plan.source, slot)),
+        texts=(raw_texts[offsets[o]:offsets[o + 1]] if o >= 0 else new_texts[s] for o, s in zip(plan.source, slot)),
+        vectorizer=parent / model_dir.VECTORIZER, manifest=new_manifest, keep=keep,
+    )
+    timings["write_s"] = time.perf_counter() - t0
+    return UpdateResult(version, Path(models_dir) / version, parent.name, n, plan.added, plan.edited,
+                        plan.deleted, counts, timings)
