@@ -22,8 +22,8 @@ limit_request_line = 8190
 limit_request_fields = 50
 limit_request_field_size = 8190
 # Recycle workers now and then to bound any leak; the jitter keeps them from restarting together.
-max_requests = 200_000
-max_requests_jitter = 20_000
+max_requests = 1_000_000
+max_requests_jitter = 100_000
 proc_name = "related-articles"
 # gunicorn >= 25.1 opens a control socket in $HOME by default; two servers would share it.
 control_socket_disable = True
