@@ -42,6 +42,32 @@ def similar_to_row(model: LoadedModel, row: int, k: int) -> tuple[np.ndarray, np
     return rows[keep], scores[keep]
 
 
+def row_scores(model: LoadedModel, row: int) -> np.ndarray:
+    """Return the model similarity of stored article ``row`` to every stored article (exact scan).
+
+    Uses the stored (already expanded) vectors, so the scores equal those of the
+    precomputed lists: ``s_row . s_j + z_row . z_j``.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        The model version to scan.
+    row : int
+        Row of the query article.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_articles,)
+    """
+    if not 0 <= row < model.n_articles:
+        raise IndexError(f"row {row} outside 0..{model.n_articles - 1}")
+    sparse = model.vectors_sparse
+    start, end = sparse.indptr[row], sparse.indptr[row + 1]
+    weights = np.zeros(sparse.shape[1], dtype=np.float32)
+    weights[sparse.indices[start:end]] = sparse.data[start:end]
+    return np.asarray(sparse @ weights, dtype=np.float32) + model.vectors_dense @ model.vectors_dense[row]
+
+
 def score_vectors(model: LoadedModel, sparse: sp.spmatrix, dense: np.ndarray) -> np.ndarray:
     """Return the model similarity of one query vector ``[sparse, dense]`` to every stored article.
 

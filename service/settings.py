@@ -50,6 +50,19 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _dedupe(text: str) -> float | None:
+    if text.strip() == "off":
+        return None
+    value = float(text)
+    if not 0 < value <= 1:  # also rejects NaN
+        raise ValueError(f"must be a number in (0, 1] or off, got {text!r}")
+    return value
+
+
 def _log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -92,6 +105,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Request header in which your reverse proxy passes the reader's address (e.g. X-Real-IP, or "
             "X-Forwarded-For whose last entry is used) for the per-client event rate limit; empty uses "
             "the connection's address. Set it only behind a proxy that overwrites the header."),
+    Setting("dedupe", 0.9, _dedupe,
+            "Default near-duplicate threshold of the related lists: a candidate whose similarity to the "
+            "query article or to an item already chosen is at least this is skipped (requests may pass "
+            "dedupe=...); off disables. 0.9 was measured on Wikinews and Reuters (docs/rules.md)."),
+    Setting("excluded_ids", (), _comma_list,
+            "Comma-separated article ids never recommended (by any rule, pins and fallback included)."),
+    Setting("excluded_tags", (), _comma_list,
+            "Comma-separated tags (case-insensitive) whose articles are never recommended."),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -99,7 +120,7 @@ _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 def _coerce(setting: Setting, value: Any, where: str) -> Any:
     """Convert ``value`` to the setting's type, naming ``where`` it came from on error."""
-    if setting.type is _origins and isinstance(value, (list, tuple)):
+    if setting.type in (_origins, _comma_list) and isinstance(value, (list, tuple)):
         return tuple(str(item) for item in value)
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"{where}: invalid value {value!r} for {setting.name}: expected text or a number")

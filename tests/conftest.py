@@ -58,6 +58,19 @@ def make_tiny_corpus(path: Path, per_topic: int = 8, seed: int = 0, title_tag: s
     return records
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _dedupe_off_by_default():
+    """Serve without the default near-duplicate skipping (RELATED_DEDUPE=off) unless a test sets it.
+
+    The planted topics are near-duplicates by construction (similarity 0.93-0.99 within a
+    topic), so the default threshold would empty their lists; tests/test_rules_* pass
+    ``dedupe`` explicitly.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RELATED_DEDUPE", "off")
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """A tiny planted corpus (path, records) shared by the session."""
