@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 
+from service.params import SCHEMAS as RULE_SCHEMAS
+from service.params import openapi_parameters
 from service.responses import JSON_TYPE, json_bytes
 from service.state import get_state
 
@@ -23,8 +25,19 @@ _ARTICLE = {
 _SCHEMAS: dict[str, Any] = {
     "Article": _ARTICLE,
     "RelatedArticle": {"allOf": [{"$ref": "#/components/schemas/Article"}, {
-        "type": "object", "required": ["score"],
-        "properties": {"score": {"type": "number", "description": "Model similarity, higher is closer"}}}]},
+        "type": "object", "required": ["score", "reason"],
+        "properties": {"score": {"type": "number", "description": "The value the item was ranked by: the model "
+                                 "similarity, times the age decay (half_life_days), less the diversity penalty"},
+                       "reason": {"enum": ["editor", "similar", "fallback"],
+                                  "description": "editor: a pin from related_ids; similar: ranked by the model; "
+                                                 "fallback: filled in by the fallback rule"},
+                       "explanation": {"$ref": "#/components/schemas/Explanation"}}}]},
+    "Explanation": {"type": "object", "required": ["shared_terms", "shared_tags"],
+                    "description": "Only with explain=true",
+                    "properties": {"shared_terms": {"type": "array", "items": {
+                        "type": "array", "prefixItems": [{"type": "string"}, {"type": "number"}],
+                        "minItems": 2, "maxItems": 2}, "description": "[term, weight], strongest first"},
+                        "shared_tags": {"type": "array", "items": {"type": "string"}}}},
     "RelatedList": {"type": "array", "description": "Best first; never the query article",
                     "items": {"$ref": "#/components/schemas/RelatedArticle"}},
     "RelatedForArticle": {"type": "object", "required": ["article", "model_version", "related"],
@@ -38,7 +51,13 @@ _SCHEMAS: dict[str, Any] = {
               "description": "An unsaved story. Text fields are the model's (title and body by default).",
               "properties": {"title": {"type": "string"}, "body": {"type": "string"},
                              "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
-                             "k": {"type": "integer", "minimum": 1}}},
+                             "k": {"type": "integer", "minimum": 1},
+                             "published_at": {"type": "string", "description": "ISO 8601 date or date-time "
+                                              "(UTC when no offset): the reference of the freshness rules"},
+                             "related_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 100,
+                                             "description": "Editor pins, put first in this order"},
+                             "metadata": {"type": "object", "description": "Metadata fields read by same=FIELD"},
+                             **RULE_SCHEMAS}},
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["status", "code", "message"],
         "properties": {"status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"}}}}},
@@ -93,11 +112,13 @@ def build_spec(max_k: int, default_k: int, extra_paths: dict[str, Any] | None = 
             "parameters": [
                 {"name": "article_id", "in": "path", "required": True, "schema": {"type": "string"}},
                 {"name": "k", "in": "query", "required": False, "schema": k_schema},
+                *openapi_parameters(),
                 {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}],
             "responses": {"200": _ok("Related articles, best first", "RelatedForArticle", cache_headers),
                           "304": {"description": "Not modified (If-None-Match matched the ETag)",
                                   "headers": cache_headers},
-                          "400": _error("k is not an integer in 1..max_k"),
+                          "400": _error("k or a rule parameter is invalid (invalid_k, invalid_parameter) "
+                                        "or unknown (unknown_parameter)"),
                           "404": _error("Unknown article id"), "503": unavailable}}},
         "/related": {"post": {
             "operationId": "relatedForDraft", "summary": "Related articles for an unsaved draft",
@@ -105,7 +126,7 @@ def build_spec(max_k: int, default_k: int, extra_paths: dict[str, Any] | None = 
                 "allOf": [{"$ref": "#/components/schemas/Draft"},
                           {"properties": {"k": {"maximum": max_k, "default": default_k}}}]}}}},
             "responses": {"200": _ok("Related articles, best first", "RelatedForDraft", version_header),
-                          "400": _error("Body is not JSON or has wrong types"),
+                          "400": _error("Body is not JSON, has wrong types or an invalid rule parameter"),
                           "413": _error("Body larger than the limit"), "503": unavailable}}},
         "/healthz": {"get": {"operationId": "healthz", "summary": "The process is alive",
                              "responses": {"200": _ok("Alive", "Health")}}},
