@@ -179,14 +179,34 @@ def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_re
     assert_same_version(again.path, full2.path)
 
 
-def test_every_update_path_is_exercised(tmp_path, small_reserve):
-    records = random_records(120, seed=9)
-    delta = random_records(6, seed=99, prefix="new") + [{"id": r["id"], "deleted": True} for r in records[:8]]
-    delta.append(article(records[20]["id"], 1, np.random.default_rng(5)))
-    result, full = updated_and_recomputed(tmp_path, records, delta, neighbors=6, candidates=10)
-    rows = result.rows
-    assert rows["kept"] > 0 and rows["patched"] > 0 and rows["recomputed"] > len(delta) - 8
-    assert sum(rows.values()) == result.articles
+def test_every_update_path_is_exercised(tmp_path, small_reserve, monkeypatch):
+    seen = {"status": np.zeros(0, int), "left": np.zeros(0, bool), "shallow": 0}
+    merge, changes = update_module._merge, update_module._top_changes
+
+    def spy_merge(cand, lat, floor, t_rows, t_lat, n_cand, out_idx, out_lat, status):
+        merge(cand, lat, floor, t_rows, t_lat, n_cand, out_idx, out_lat, status)
+        seen["status"] = np.append(seen["status"], status)
+        seen["shallow"] += int(((status == 2) & ~(t_lat == floor[:, None]).any(axis=1)).sum())
+
+    def spy_changes(old_top, new_top, first, n_rows, is_new, left):
+        changes(old_top, new_top, first, n_rows, is_new, left)
+        seen["left"] = np.append(seen["left"], left)
+
+    monkeypatch.setattr(update_module, "_merge", spy_merge)
+    monkeypatch.setattr(update_module, "_top_changes", spy_changes)
+    rng = np.random.default_rng(5)
+    records = [article(f"t{t}-{i}", t, rng) for i in range(30) for t in range(TOPICS)]
+    records += [{**records[i], "id": f"dup{i}"} for i in range(0, 120, 7)]  # exact ties
+    delta = [{"id": f"t0-{i}", "deleted": True} for i in range(14)]  # drains topic 0's candidates
+    delta += [{**records[i], "id": f"copy{i}"} for i in range(1, 120, 5)] + [article("t1-4", 2, rng)]
+    # first-pass lists (4) shorter than the candidates (10), so some survive a changed top
+    result, full = updated_and_recomputed(tmp_path, records, delta, neighbors=4, candidates=10,
+                                          expand_neighbors=0)
+    status, left = seen["status"], seen["left"]
+    assert {0, 1, 2} <= set(status.tolist()) and seen["shallow"] > 0 and (status == 2).sum() > seen["shallow"]
+    assert left.any() and not left.all()
+    assert result.rows == {"kept": int((status == 0).sum()), "patched": int((status == 1).sum()),
+                           "recomputed": int((status == 2).sum()) + len(delta) - 14}
     assert_same_version(result.path, full.path)
 
 

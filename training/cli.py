@@ -155,7 +155,7 @@ def update(delta, models_dir, jobs, keep):
     click.echo(result.version)
     click.echo(
         f"articles: {result.articles}  added: {result.added}  edited: {result.edited}  "
-        f"deleted: {result.deleted}  time: {sum(result.timings.values()):.1f} s"
+        f"deleted: {result.deleted}  time: {sum(result.timings.values()):.2f} s"
     )
     click.echo(
         f"first-pass lists: {rows['kept']} kept, {rows['patched']} patched, "

@@ -20,7 +20,7 @@ from training.corpus import Article, CorpusError, FieldMap, file_sha256, read_ar
 from training.duplicates import duplicate_report
 from training.expansion import expand_dense, rescore_lists
 from training.kernels import pair_dots
-from training.neighbors import select_top, top_neighbors
+from training.neighbors import MIN_SCORE, select_top, top_neighbors
 
 #: Latent candidates kept per row beyond the rescored ones, so deletions rarely force a row's
 #: full recomputation in an update.
@@ -472,9 +472,13 @@ def _patch_first_pass(state, map_old, changed, sparse, dense, n_first, candidate
                         np.take_along_axis(out_idx[merge, :candidates], order, axis=1), -1)
         total = np.take_along_axis(out_lat[merge, :candidates], order, axis=1)
         total = total + pair_dots(sparse[kept[merge]], sparse, cand)
-        first_idx[merge], first_val[merge] = select_lists(
-            np.concatenate([first_idx[merge], cand], axis=1),
-            np.concatenate([first_val[merge], total], axis=1), n_first)
+        last_val, last_idx = first_val[merge, -1:], first_idx[merge, -1:]
+        enter = ((cand >= 0) & (total > MIN_SCORE) & np.isfinite(total) & (
+            (last_idx < 0) | (total > last_val) | ((total == last_val) & (cand < last_idx)))).any(axis=1)
+        grow = merge[enter]  # the others' newcomers all rank below a full list
+        first_idx[grow], first_val[grow] = select_lists(
+            np.concatenate([first_idx[grow], cand[enter]], axis=1),
+            np.concatenate([first_val[grow], total[enter]], axis=1), n_first)
 
     redo = np.union1d(kept[status == 2], changed)
     out = FirstPass(np.full((n, n_first), -1, np.int32), np.zeros((n, n_first), np.float32),
