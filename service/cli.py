@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import shutil
@@ -112,6 +113,8 @@ def serve(models_dir: Path | None, host: str, port: int, workers: int, threads: 
     os.environ[MULTIPROC_ENV] = metrics_dir  # before anything imports prometheus_client
     for module in WARM_IMPORTS:
         importlib.import_module(module)
+    gc.collect()
+    gc.freeze()  # workers never traverse (and so never copy) the objects they inherit
     options = gunicorn_options(bind=[f"{host}:{port}"], workers=workers, threads=threads, timeout=timeout)
     try:
         RelatedServer(options).run()
