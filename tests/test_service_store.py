@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.model import ModelError, load_version
+from service.model import ARRAY_FILES, ModelError, load_version
 from service.ranking import similar_to_row
 from service.store import ModelStore
 from tests.conftest import make_tiny_corpus
@@ -62,8 +62,8 @@ def test_load_version_maps_arrays_and_matches_files(models_dir):
     assert model.article(0)["id"] == model.article_ids[0]
     assert model.article(31)["id"] == model.article_ids[31]
     assert model.row_of["a/b"] == list(model.article_ids).index("a/b")
-    assert model.array_bytes == sum(np.load(p, mmap_mode="r").nbytes for p in (models_dir / version).glob("*.npy")
-                                    if p.name not in {"texts_offsets.npy"})
+    served = (models_dir / version / name for name in ARRAY_FILES)
+    assert model.array_bytes == sum(np.load(p, mmap_mode="r").nbytes for p in served)
 
 
 def _corrupt_checksum(d: Path, tmp: Path) -> None:
