@@ -48,26 +48,23 @@ DRAFT_WORDS = 500
 
 # -- the ceiling: a bare WSGI app with precomputed bodies ------------------------------------
 
-def precomputed_bodies(models_dir: Path, k: int = K) -> dict[str, bytes]:
-    """Return PATH_INFO -> the exact body `related serve` answers for GET ...?k=``k``."""
-    from service.api import _items
-    from service.model import load_version
-    from service.ranking import similar_to_row
-    from service.responses import json_bytes
+def precomputed_bodies(models_dir: Path, paths: list[str]) -> dict[str, bytes]:
+    """Return PATH_INFO -> the exact body the service answers for each of ``paths``."""
+    from service import create_app
 
-    model = load_version(models_dir, (models_dir / "CURRENT").read_text().strip(), cache_size=0)
+    client = create_app({"models_dir": str(models_dir), "cache_size": 0}).test_client()
     bodies = {}
-    for article_id, row in model.row_of.items():
-        rows, scores = similar_to_row(model, row, k)
-        payload = {"article": model.public_article(row), "model_version": model.version,
-                   "related": _items(model, rows, scores)}
-        bodies[f"/articles/{article_id}/related"] = json_bytes(payload)
+    for path in paths:
+        response = client.get(path)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {path} answered {response.status_code}")
+        bodies[path.split("?", 1)[0]] = response.data
     return bodies
 
 
-def bare_app_factory(models_dir: Path):
+def bare_app_factory(models_dir: Path, paths: list[str]):
     """Build the ceiling WSGI app: one dict lookup per request, no framework."""
-    bodies = precomputed_bodies(models_dir)
+    bodies = precomputed_bodies(models_dir, paths)
     not_found = b'{"error":{"status":404}}'
 
     def app(environ, start_response):
@@ -82,7 +79,7 @@ def bare_app_factory(models_dir: Path):
     return app
 
 
-def run_bare_server(models_dir: Path, port: int) -> None:
+def run_bare_server(models_dir: Path, port: int, paths: list[str]) -> None:
     """Serve the ceiling app with gunicorn gthread, 2 workers x 4 threads (preloaded)."""
     from gunicorn.app.base import BaseApplication
 
@@ -95,7 +92,7 @@ def run_bare_server(models_dir: Path, port: int) -> None:
                     self.cfg.set(key, value)
 
         def load(self):
-            return bare_app_factory(models_dir)
+            return bare_app_factory(models_dir, paths)
 
     Bare().run()
 
@@ -520,8 +517,10 @@ def run(models_dir: Path, corpus: Path | None, workdir: Path, duration: float, r
         sys.executable, "-c", "import sys; from service.cli import serve; sys.exit(serve())"]
     env = {"RELATED_RELOAD_INTERVAL": "1"}
     ports = {name: free_port() for name in ("bare", "related", "nocache")}
+    paths_file = workdir / "paths.json"
+    paths_file.write_text(json.dumps(paths))
     servers.append(Server("bare", [sys.executable, __file__, "bare", "--models-dir", str(models_dir),
-                                   "--port", str(ports["bare"])], ports["bare"], workdir))
+                                   "--port", str(ports["bare"]), "--paths", str(paths_file)], ports["bare"], workdir))
     servers.append(Server("related", [*serve, "--models-dir", str(models_dir), "--port", str(ports["related"]),
                                       "--workers", "2"], ports["related"], workdir, env))
     servers.append(Server("nocache", [*serve, "--models-dir", str(models_dir), "--port", str(ports["nocache"]),
@@ -582,9 +581,11 @@ def run(models_dir: Path, corpus: Path | None, workdir: Path, duration: float, r
 @main.command("bare")
 @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--port", type=int, required=True)
-def bare(models_dir: Path, port: int) -> None:
+@click.option("--paths", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="JSON list of the request paths to precompute.")
+def bare(models_dir: Path, port: int, paths: Path) -> None:
     """Run the ceiling server (used by the benchmark itself)."""
-    run_bare_server(models_dir, port)
+    run_bare_server(models_dir, port, json.loads(paths.read_text()))
 
 
 if __name__ == "__main__":
