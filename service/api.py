@@ -81,7 +81,7 @@ def _items(model: LoadedModel, items: list[Item], query: Query, explain: bool) -
         shown["score"] = round(item.score, 6)
         shown["reason"] = item.reason
         if explain:
-            shown["explanation"] = explanation(model, query.sparse, query.tags, item.row, shown["tags"])
+            shown["explanation"] = explanation(model, query.vector(model), query.tags, item.row, shown["tags"])
         out.append(shown)
     return out
 

@@ -6,9 +6,8 @@ import numpy as np
 
 from service.model import LoadedModel
 
-#: Pools up to this size get their whole pairwise similarity matrix at once.
-MATRIX_POOL = 512
-
+#: Up to this many rows, pairwise similarities are computed on a gathered dense block.
+SMALL_POOL = 64
 
 def pair_similarities(model: LoadedModel, rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
     """Return the model similarity ``s_i . s_j + z_i . z_j`` of every pair of stored rows.
@@ -31,6 +30,34 @@ def pair_similarities(model: LoadedModel, rows_a: np.ndarray, rows_b: np.ndarray
     out = np.asarray((sparse[rows_a] @ sparse[rows_b].T).toarray(), dtype=np.float32)
     out += np.asarray(dense[rows_a], dtype=np.float32) @ np.asarray(dense[rows_b], dtype=np.float32).T
     return out
+
+
+def similarity_matrix(model: LoadedModel, rows: np.ndarray) -> np.ndarray:
+    """Return the model similarity of every pair of ``rows`` (square, one sparse product).
+
+    Parameters
+    ----------
+    model : LoadedModel
+    rows : ndarray of int
+
+    Returns
+    -------
+    ndarray of float64, shape (len(rows), len(rows))
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    latent = np.asarray(model.vectors_dense[rows], dtype=np.float32)
+    if rows.size > SMALL_POOL:
+        sub = model.vectors_sparse[rows]
+        return np.asarray((sub @ sub.T).toarray() + latent @ latent.T, dtype=np.float64)
+    # few rows: gather them into a dense block over the columns they use (no scipy overhead)
+    sparse = model.vectors_sparse
+    starts = sparse.indptr[rows]
+    lengths = sparse.indptr[rows + 1] - starts
+    positions = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+    columns, where = np.unique(sparse.indices[positions], return_inverse=True)
+    block = np.zeros((rows.size, columns.size), dtype=np.float32)
+    block[np.repeat(np.arange(rows.size), lengths), where] = sparse.data[positions]
+    return np.asarray(block @ block.T + latent @ latent.T, dtype=np.float64)
 
 
 def select(model: LoadedModel, pool: np.ndarray, relevance: np.ndarray, query_sims: np.ndarray, needed: int,
@@ -80,10 +107,24 @@ def select(model: LoadedModel, pool: np.ndarray, relevance: np.ndarray, query_si
         picked = np.flatnonzero(alive)[:needed]
         return pool[picked], relevance[picked]
     chosen = np.asarray(chosen, dtype=np.int64)
-    max_sim = np.full(pool.size, -np.inf)
-    if chosen.size:
-        max_sim = pair_similarities(model, pool, chosen).max(axis=1).astype(np.float64)
-    matrix = pair_similarities(model, pool, pool) if pool.size <= MATRIX_POOL else None
+    # Pure relevance picks in pool order, so a prefix of the pool gives the same picks as the
+    # whole pool as long as it yields enough; MMR needs every candidate at each step.
+    size = pool.size if diversity > 0 else min(pool.size, 2 * needed + 4)
+    while True:
+        rows, values = _greedy(model, pool[:size], relevance[:size], alive[:size].copy(), needed, chosen,
+                               dedupe, diversity)
+        if rows.size >= needed or size >= pool.size:
+            return rows, values
+        size = min(pool.size, 4 * size)
+
+
+def _greedy(model: LoadedModel, pool: np.ndarray, relevance: np.ndarray, alive: np.ndarray, needed: int,
+            chosen: np.ndarray, dedupe: float | None, diversity: float) -> tuple[np.ndarray, np.ndarray]:
+    """The greedy loop of :func:`select` over one pool, with all pairwise similarities computed at once."""
+    everything = np.concatenate([chosen, pool])
+    matrix = similarity_matrix(model, everything)
+    max_sim = matrix[chosen.size:, :chosen.size].max(axis=1) if chosen.size else np.full(pool.size, -np.inf)
+    matrix = matrix[chosen.size:, chosen.size:]
     rows, values = [], []
     while len(rows) < needed:
         if dedupe is not None:
@@ -95,6 +136,5 @@ def select(model: LoadedModel, pool: np.ndarray, relevance: np.ndarray, query_si
         rows.append(int(pool[best]))
         values.append(float(worth[best]))
         alive[best] = False
-        column = matrix[:, best] if matrix is not None else pair_similarities(model, pool, pool[best:best + 1])[:, 0]
-        max_sim = np.maximum(max_sim, column)
+        max_sim = np.maximum(max_sim, matrix[:, best])
     return np.asarray(rows, dtype=np.int64), np.asarray(values, dtype=np.float64)

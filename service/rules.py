@@ -28,7 +28,7 @@ class Query:
     """The article the list is for: a stored row, or a draft's vectors and fields."""
 
     row: int | None
-    sparse: sp.csr_matrix
+    sparse: sp.csr_matrix | None  # None for a stored row: read from the model when needed
     published: float
     tags: tuple[str, ...]
     record: Mapping[str, Any]
@@ -42,9 +42,15 @@ class Query:
             self._scores = self.scores_of()
         return self._scores
 
+    def vector(self, model: LoadedModel) -> sp.csr_matrix:
+        """Return the query's sparse vector, shape (1, V)."""
+        return self.sparse if self.sparse is not None else model.vectors_sparse[self.row]
+
     def sims(self, model: LoadedModel, rows: np.ndarray) -> np.ndarray:
         """Return the similarity of the query to ``rows`` (pairwise for a stored query)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return np.empty(0, dtype=np.float32)
         if self.row is not None and self._scores is None and rows.size < 256:
             return pair_similarities(model, np.asarray([self.row]), rows)[0]
         return self.scores()[rows]
@@ -54,7 +60,7 @@ def stored_query(model: LoadedModel, row: int) -> Query:
     """Return the :class:`Query` for stored article ``row``."""
     record = model.article(row)
     related = record.get("related_ids")
-    return Query(row=row, sparse=model.vectors_sparse[row], published=float(model.published[row]),
+    return Query(row=row, sparse=None, published=float(model.published[row]),
                  tags=tuple(t for t in record.get("tags") or [] if isinstance(t, str)), record=record,
                  related_ids=tuple(str(i) for i in related) if isinstance(related, list) else (),
                  scores_of=lambda: row_scores(model, row))
