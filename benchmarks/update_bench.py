@@ -129,7 +129,8 @@ def manifest_of(models: Path) -> dict:
 @click.command()
 @click.option("--pool", "pool_path", default=DEFAULT_POOL, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path),
-              help="Reuters pool (python benchmarks/reuters.py pool --out /tmp/reuters).")
+              help="Pool corpus, JSON Lines, optionally gzip (default: the Reuters pool of "
+                   "python benchmarks/reuters.py pool --out /tmp/reuters).")
 @click.option("--work", default=Path("/tmp/update-bench"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Scratch directory (replaced).")
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1))
@@ -142,7 +143,8 @@ def main(pool_path, work, repeats, held_out, edited, seed, json_out):
     if not pool_path.is_file():
         raise click.ClickException(f"{pool_path} not found: run `python benchmarks/reuters.py pool --out "
                                    f"{pool_path.parent}` first (needs ../shared/data)")
-    with gzip.open(pool_path, "rt", encoding="utf-8") as fh:
+    gz = pool_path.read_bytes()[:2] == b"\x1f\x8b"
+    with (gzip.open if gz else open)(pool_path, "rt", encoding="utf-8") as fh:
         pool = [json.loads(line) for line in fh if line.strip()]
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

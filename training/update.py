@@ -510,6 +510,35 @@ def _jsonl_lines(path: Path) -> list[bytes]:
     return [line + b"\n" for line in path.read_bytes().split(b"\n")[:-1]]
 
 
+def _vectors(parent: Path, manifest: dict[str, Any], state: dict[str, np.ndarray], plan: Delta,
+             records: list[dict[str, Any]]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    """The updated rows' vectors, the old row -> new row map of unchanged vectors, the changed rows."""
+    n_old = state["update_latent"].shape[0]
+    old_sparse = sp.csr_matrix(tuple(model_dir.load_array(parent, f"vectors_sparse_{k}")
+                                     for k in ("data", "indices", "indptr")),
+                               shape=(n_old, manifest["counts"]["vocabulary"]))
+    old_dense = state["update_latent"]
+    if records:
+        new_sparse, new_dense = joblib.load(parent / model_dir.VECTORIZER).transform(records)
+    else:
+        new_sparse = sp.csr_matrix((0, old_sparse.shape[1]), dtype=np.float32)
+        new_dense = np.zeros((0, old_dense.shape[1]), np.float32)
+    take = plan.source.copy()
+    take[plan.changed_rows] = n_old + np.arange(len(plan.changed))
+    sparse = sp.vstack([old_sparse, new_sparse], format="csr")[take]
+    dense = np.ascontiguousarray(np.concatenate([old_dense, new_dense])[take], dtype=np.float32)
+    map_old = np.full(n_old, -1, np.int64)
+    map_old[plan.source[plan.source >= 0]] = np.flatnonzero(plan.source >= 0)
+    vectors_changed = np.ones(len(plan.changed), bool)
+    for t, old in enumerate(plan.edited_from):  # an edit of metadata only keeps its vectors
+        if old >= 0 and np.array_equal(old_dense[old], new_dense[t]):
+            a, b = old_sparse[old], new_sparse[t]
+            if np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data):
+                vectors_changed[t] = False
+                map_old[old] = plan.changed_rows[t]
+    return sparse, dense, map_old, plan.changed_rows[vectors_changed]
+
+
 def update(
     models_dir: str | os.PathLike, delta: str | os.PathLike, *, keep: int = 3, n_jobs: int = -1,
 ) -> UpdateResult:
@@ -517,9 +546,9 @@ def update(
 
     The lists are those ``train(..., features_from=<current version>)`` gives on the updated
     corpus (see :func:`read_delta` for its row order): rows whose first pass the delta
-    cannot change keep it, rows whose latent candidates only gained or lost rows are merged,
-    the rest are recomputed; expansion and re-ranking then run as in training. Nothing is
-    published unless the whole update succeeds.
+    cannot change keep it, the others merge their candidates with the changed rows or are
+    recomputed (docs/update.md); expansion and re-ranking then run as in training. Nothing
+    is published unless the whole update succeeds.
 
     Parameters
     ----------
@@ -544,8 +573,7 @@ def update(
     manifest = model_dir.verify(parent)
     fields = FieldMap(**manifest["fields"])
     ids = model_dir.load_array(parent, "article_ids", mmap=False)
-    n_old = len(ids)
-    state = _load_state(parent, manifest, n_old)
+    state = _load_state(parent, manifest, len(ids))
     plan = read_delta(delta, fields, ids)
     rows = Rows(title_field=fields.title_field)
     for article in plan.changed:
@@ -553,34 +581,11 @@ def update(
     timings["read_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    old_sparse = sp.csr_matrix(tuple(model_dir.load_array(parent, f"vectors_sparse_{k}")
-                                     for k in ("data", "indices", "indptr")),
-                               shape=(n_old, manifest["counts"]["vocabulary"]))
-    old_dense = state["update_latent"]
-    if rows.ids:
-        new_sparse, new_dense = joblib.load(parent / model_dir.VECTORIZER).transform(rows.records)
-    else:
-        new_sparse = sp.csr_matrix((0, old_sparse.shape[1]), dtype=np.float32)
-        new_dense = np.zeros((0, old_dense.shape[1]), np.float32)
-    take = plan.source.copy()
-    take[plan.changed_rows] = n_old + np.arange(len(plan.changed))
-    sparse = sp.vstack([old_sparse, new_sparse], format="csr")[take]
-    dense = np.ascontiguousarray(np.concatenate([old_dense, new_dense])[take], dtype=np.float32)
-    n = len(take)
-    map_old = np.full(n_old, -1, np.int64)
-    map_old[plan.source[plan.source >= 0]] = np.flatnonzero(plan.source >= 0)
-    vectors_changed = np.ones(len(plan.changed), bool)
-    for t, old in enumerate(plan.edited_from):  # an edit of metadata only keeps its vectors
-        if old >= 0 and np.array_equal(old_dense[old], new_dense[t]):
-            a, b = old_sparse[old], new_sparse[t]
-            if np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data):
-                vectors_changed[t] = False
-                map_old[old] = plan.changed_rows[t]
-    changed = plan.changed_rows[vectors_changed]
+    sparse, dense, map_old, changed = _vectors(parent, manifest, state, plan, rows.records)
     timings["fit_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    params = manifest["params"]
+    n, params = sparse.shape[0], manifest["params"]
     expansion = params["expansion"]
     n_first, candidates = int(expansion["first_pass"]), int(params["candidates"])
     if exhaustive(n, dense.shape[1], candidates) or state["update_candidates"].shape[1] == 0:
