@@ -40,21 +40,21 @@ class WordModel:
     title: FieldModel
     body: FieldModel
     topics: list[str]  # topic names; template topic index -1 means "no topic"
-    title_len: np.ndarray  # (R,) words per title of each Reuters record
-    body_len: np.ndarray  # (R,) words per body
+    title_len: np.ndarray  # (R, 2) words and distinct words per title of each Reuters record
+    body_len: np.ndarray  # (R, 2) words and distinct words per body
     topic: np.ndarray  # (R,) primary topic index, -1 when none
     tags: list[list[str]]  # (R,) tags of each record
     published_at: list[str | None]  # (R,) dates of each record
 
 
 def _field_model(texts: list[str], topic: np.ndarray, n_topics: int) -> tuple[FieldModel, np.ndarray]:
-    """Fit a FieldModel on whitespace tokens; also return each text's length in tokens."""
+    """Fit a FieldModel on whitespace tokens; also return each text's (tokens, distinct tokens)."""
     total: Counter = Counter()
     per_topic = [Counter() for _ in range(n_topics)]
-    lengths = np.zeros(len(texts), dtype=np.int64)
+    lengths = np.zeros((len(texts), 2), dtype=np.int64)
     for i, text in enumerate(texts):
         tokens = text.split()
-        lengths[i] = len(tokens)
+        lengths[i] = len(tokens), len(set(tokens))
         total.update(tokens)
         if topic[i] >= 0:
             per_topic[topic[i]].update(tokens)
@@ -100,11 +100,17 @@ def fit_word_model(records: Iterable[dict]) -> WordModel:
     )
 
 
-def _draw_field(model: FieldModel, lengths: np.ndarray, topic: np.ndarray,
+def _draw_field(model: FieldModel, sizes: np.ndarray, topic: np.ndarray,
                 rng: np.random.Generator) -> list[str]:
-    """Texts of the given lengths: a TOPIC_SHARE of words from the topic, the rest global."""
-    n_topic = np.where(topic >= 0, rng.binomial(lengths, TOPIC_SHARE), 0)
-    n_global = lengths - n_topic
+    """Texts of the given (tokens, distinct) sizes.
+
+    ``distinct`` words are drawn fresh, a TOPIC_SHARE of them from the topic's distribution
+    and the rest from the global one; the other ``tokens - distinct`` words repeat words
+    already drawn (uniformly), so words recur within a text as they do in real news.
+    """
+    lengths, fresh = sizes[:, 0], sizes[:, 1]
+    n_topic = np.where(topic >= 0, rng.binomial(fresh, TOPIC_SHARE), 0)
+    n_global = fresh - n_topic
     global_words = np.searchsorted(model.cdf, rng.random(int(n_global.sum())), side="right")
     global_words = np.minimum(global_words, model.vocab.size - 1)
     g_end = np.cumsum(n_global)
@@ -127,6 +133,9 @@ def _draw_field(model: FieldModel, lengths: np.ndarray, topic: np.ndarray,
             words = rng.permutation(np.concatenate([words, own]))
         if t in position:
             position[t] += 1
+        if lengths[i] > fresh[i]:
+            words = np.concatenate([words, rng.choice(words, lengths[i] - fresh[i])])
+            rng.shuffle(words)
         texts.append(" ".join(model.vocab[words]))
     return texts
 
@@ -134,9 +143,10 @@ def _draw_field(model: FieldModel, lengths: np.ndarray, topic: np.ndarray,
 def generate(model: WordModel, n: int, seed: int = 0) -> Iterator[dict]:
     """Yield ``n`` synthetic articles, each modelled on a random Reuters record.
 
-    Each article takes a random Reuters record as a template (its title and body lengths,
-    primary topic, tags and date) and draws its words from the Reuters unigram distribution,
-    half of them from the template topic's own distribution (topical structure).
+    Each article takes a random Reuters record as a template (its title and body lengths
+    and numbers of distinct words, primary topic, tags and date) and draws its words from
+    the Reuters unigram distribution, half of them from the template topic's own
+    distribution (topical structure); repeated words re-use words already in the text.
 
     Parameters
     ----------

@@ -39,6 +39,7 @@ class Run:
     returncode: int | None
     timed_out: bool
     load_before: list[float]
+    load_after: list[float]
     stdout: str = ""
     stderr_tail: str = ""
     extra: dict = field(default_factory=dict)
@@ -147,7 +148,8 @@ def measure(command: list[str], timeout: float, echo: bool = False) -> Run:
             command=command, wall_s=round(wall, 3), peak_pss_mib=round(peak_pss / 1024, 1),
             peak_rss_mib=round(max(peak_rss / 1024, maxrss or 0), 1), maxrss_mib=maxrss and round(maxrss, 1),
             returncode=None if timed_out else proc.returncode, timed_out=timed_out,
-            load_before=[round(x, 2) for x in load], stdout=out_file.read_text(errors="replace"),
+            load_before=[round(x, 2) for x in load], load_after=[round(x, 2) for x in os.getloadavg()],
+            stdout=out_file.read_text(errors="replace"),
             stderr_tail=tail.decode(errors="replace")[-2000:],
         )
 
