@@ -139,6 +139,19 @@ class Server:
                 raise RuntimeError(f"{self.name} not ready after {timeout} s")
             time.sleep(0.25)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the master and its current workers."""
+        import psutil
+
+        total = 0.0
+        for process in [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children()]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
     def worker_pids(self) -> list[int]:
         import psutil
 
@@ -321,27 +334,41 @@ def memory_report(server: Server, version_dir: Path, array_bytes: int) -> dict[s
 
 
 MEMPROBE = """
-import gc, json, sys
+import gc, json, shutil, sys, tempfile
+from pathlib import Path
 sys.path.insert(0, {repo!r})
 sys.path.insert(0, {bench!r})
 from serve_bench import anonymous_bytes
 import sklearn.feature_extraction.text, sklearn.decomposition, training.features, service.app  # imports only
 from service import create_app
+source = Path({models!r})
+version = (source / "CURRENT").read_text().strip()
+store_dir = Path(tempfile.mkdtemp())
+app = create_app({{"models_dir": str(store_dir)}})  # the app, with no model yet
+client = app.test_client()
+client.get("/readyz")
 gc.collect()
 before = anonymous_bytes()
-app = create_app({{"models_dir": {models!r}}})
-client = app.test_client()
+shutil.copytree(source / version, store_dir / version)
+(store_dir / "CURRENT").write_text(version)
+assert app.extensions["related"].store.refresh() is not None
+gc.collect()
+loaded = anonymous_bytes()
 for path in {paths!r}:
     assert client.get(path).status_code == 200
+gc.collect()
+cached = anonymous_bytes()
 for draft in {drafts!r}:
     assert client.post("/related", json=draft).status_code == 200
 gc.collect()
-print(json.dumps({{"anonymous_before": before, "anonymous_after": anonymous_bytes()}}))
+shutil.rmtree(store_dir)
+print(json.dumps({{"anonymous_before": before, "after_load": loaded, "after_gets": cached,
+                  "anonymous_after": anonymous_bytes()}}))
 """
 
 
 def model_private_cost(models_dir: Path, paths: list[str], drafts: list[dict[str, Any]]) -> dict[str, int]:
-    """Private memory a fresh process gains by loading the model and answering the benchmark's requests."""
+    """Private memory an app gains by loading the model, then answering the benchmark's GETs and drafts."""
     code = MEMPROBE.format(repo=str(REPO), bench=str(Path(__file__).parent), models=str(models_dir),
                            paths=paths, drafts=drafts)
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -408,8 +435,16 @@ def stage_copies(models_dir: Path, workdir: Path, count: int) -> list[Path]:
     return staged
 
 
+def measure_run(server: Server, script: Path, connections: int, duration: float) -> dict[str, Any]:
+    """One wrk run plus the CPU time the server spent on it (robust to other load on the machine)."""
+    before = server.cpu_seconds()
+    result = wrk(server.port, script, connections, duration)
+    cpu = server.cpu_seconds() - before
+    return {**result, "server_cpu_s": cpu, "per_cpu_s": result["requests"] / cpu if cpu > 0 else 0.0}
+
+
 def median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("rps", "p50_ms", "p99_ms")
+    keys = ("rps", "p50_ms", "p99_ms", "per_cpu_s")
     return {**{key: statistics.median(r[key] for r in runs) for key in keys},
             "errors": sum(r["errors"] for r in runs), "requests": sum(r["requests"] for r in runs),
             "runs": runs}
@@ -417,15 +452,17 @@ def median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(results: dict[str, Any]) -> str:
     """Render the results as the Serving section's tables."""
-    lines = ["| Server | Connections | req/s (median) | p50 ms | p99 ms | errors | vs ceiling |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| Server | Connections | req/s (median) | p50 ms | p99 ms | errors | vs ceiling | "
+             "requests per server CPU-second | vs ceiling (CPU) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for conns in ("1", "32"):
-        ceiling = results["get"]["bare"][conns]["rps"]
+        ceiling = results["get"]["bare"][conns]
         for name, label in (("bare", "ceiling: bare WSGI, gthread 2x4"), ("related", "`related serve --workers 2`"),
                             ("nocache", "same, response cache off (all Flask)")):
             r = results["get"][name][conns]
             lines.append(f"| {label} | {conns} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                         f"{r['errors']} | {r['rps'] / ceiling:.0%} |")
+                         f"{r['errors']} | {r['rps'] / ceiling['rps']:.0%} | {r['per_cpu_s']:,.0f} | "
+                         f"{r['per_cpu_s'] / ceiling['per_cpu_s']:.0%} |")
     post = results["post"]
     lines += ["", f"POST /related, {DRAFT_WORDS}-word drafts, 1 connection: median {post['p50_ms']:.2f} ms, "
               f"p99 {post['p99_ms']:.2f} ms, {post['rps']:,.0f} req/s, {post['errors']} errors "
@@ -441,12 +478,15 @@ def markdown(results: dict[str, Any]) -> str:
                   f"by every worker {c['all_workers_by_s']:.1f} s" for c in swap["convergence"]
                   if c["first_seen_s"] is not None) + "."]
     mem = results["memory"]
+    probe = mem["model_private"]
+    step = {key: (probe[key] - probe["anonymous_before"]) / 2**20 for key in ("after_load", "after_gets")}
     lines += ["", f"Memory: model arrays (.npy) {mem['array_bytes'] / 2**20:.1f} MiB, vectorizer file "
-              f"{mem['vectorizer_bytes'] / 2**20:.1f} MiB (its arrays memory-mapped too). Private memory a worker "
-              f"gains by loading the model and answering the benchmark's requests (anonymous memory of a fresh "
-              f"process, before/after): {mem['model_private']['gain'] / 2**20:.1f} MiB = "
-              f"{mem['model_private']['ratio']:.0%} of the arrays; the mapped model files are page cache "
-              "shared by all workers.",
+              f"{mem['vectorizer_bytes'] / 2**20:.1f} MiB (its arrays memory-mapped too). Private (anonymous) "
+              f"memory a running app gains: loading the model {step['after_load']:.1f} MiB "
+              f"({step['after_load'] * 2**20 / mem['array_bytes']:.0%} of the arrays); plus caching the "
+              f"{results['ids']:,} GET answers {step['after_gets']:.1f} MiB in all; plus scoring the drafts "
+              f"{probe['gain'] / 2**20:.1f} MiB in all ({probe['ratio']:.0%}). The mapped model files are "
+              "page cache shared by all workers.",
               "", "| Worker | RSS MiB | PSS MiB | private written (Private_Dirty) MiB | model files resident "
               "(page cache) MiB |", "| --- | --- | --- | --- | --- |"]
     for w in mem["workers"]:
@@ -540,7 +580,8 @@ def run(models_dir: Path, corpus: Path | None, workdir: Path, duration: float, r
     for _ in range(rounds):
         for conns in (1, 32):
             for name, port in ports.items():
-                runs.setdefault((name, str(conns)), []).append(wrk(port, get_script, conns, duration))
+                server = next(server for server in servers if server.name == name)
+                runs.setdefault((name, str(conns)), []).append(measure_run(server, get_script, conns, duration))
     for (name, conns), measured in runs.items():
         get[name][conns] = median_runs(measured)
 

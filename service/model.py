@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from service.cache import LRUCache
+from service.ids import IdIndex
 
 FORMAT_VERSIONS = frozenset({1})
 ARRAY_FILES = (
@@ -42,7 +43,7 @@ class LoadedModel:
     path: Path
     manifest: dict[str, Any]
     article_ids: np.ndarray
-    row_of: dict[str, int]
+    row_of: IdIndex
     neighbors_indices: np.ndarray
     neighbors_scores: np.ndarray
     vectors_sparse: sp.csr_matrix
@@ -230,10 +231,10 @@ def load_version(models_dir: Path, version: str, cache_size: int = 4096) -> Load
     if n == 0:
         raise _fail(path / "article_ids.npy", "the model holds no articles")
     _check_shapes(path, arrays, n)
-    ids = arrays["article_ids.npy"].tolist()
-    row_of = {article_id: row for row, article_id in enumerate(ids)}
-    if len(row_of) != n:
-        raise _fail(path / "article_ids.npy", f"{n - len(row_of)} duplicate article ids")
+    row_of = IdIndex(arrays["article_ids.npy"])
+    duplicates = row_of.duplicates()
+    if duplicates:
+        raise _fail(path / "article_ids.npy", f"{duplicates} duplicate article ids")
     with open(path / "articles.jsonl", "rb") as handle:
         try:
             buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
@@ -250,6 +251,6 @@ def load_version(models_dir: Path, version: str, cache_size: int = 4096) -> Load
         array_bytes=sum(a.nbytes for a in arrays.values()), responses=LRUCache(cache_size),
         _articles=buffer, _offsets=offsets)
     for row in {0, n - 1}:
-        if model.article(row).get("id") != ids[row]:
-            raise _fail(path / "articles.jsonl", f"line {row + 1} is not article {ids[row]!r}")
+        if model.article(row).get("id") != str(model.article_ids[row]):
+            raise _fail(path / "articles.jsonl", f"line {row + 1} is not article {str(model.article_ids[row])!r}")
     return model
