@@ -183,13 +183,14 @@ def test_every_update_path_is_exercised(tmp_path, small_reserve, monkeypatch):
     seen = {"status": np.zeros(0, int), "left": np.zeros(0, bool), "shallow": 0}
     merge, changes = update_module._merge, update_module._top_changes
 
-    def spy_merge(cand, lat, floor, t_rows, t_lat, n_cand, out_idx, out_lat, status):
-        merge(cand, lat, floor, t_rows, t_lat, n_cand, out_idx, out_lat, status)
+    def spy_merge(cand, lat, rows, map_old, t_rows, t_lat, n_cand, out_idx, out_lat, status):
+        merge(cand, lat, rows, map_old, t_rows, t_lat, n_cand, out_idx, out_lat, status)
+        floor = lat[rows, (cand[rows] >= 0).sum(axis=1) - 1]
         seen["status"] = np.append(seen["status"], status)
         seen["shallow"] += int(((status == 2) & ~(t_lat == floor[:, None]).any(axis=1)).sum())
 
-    def spy_changes(old_top, new_top, first, n_rows, is_new, left):
-        changes(old_top, new_top, first, n_rows, is_new, left)
+    def spy_changes(cand, rows, map_old, new_top, first, n_rows, is_new, left):
+        changes(cand, rows, map_old, new_top, first, n_rows, is_new, left)
         seen["left"] = np.append(seen["left"], left)
 
     monkeypatch.setattr(update_module, "_merge", spy_merge)

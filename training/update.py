@@ -353,28 +353,35 @@ def read_delta(path: str | os.PathLike, fields: FieldMap, ids: np.ndarray) -> De
 
 
 @njit(cache=True, nogil=True)
-def _merge(cand, lat, floor, t_rows, t_lat, n_cand, out_idx, out_lat, status):  # pragma: no cover
-    """Merge each row's surviving candidates with the changed rows scoring above its floor.
+def _merge(cand, lat, rows, map_old, t_rows, t_lat, n_cand, out_idx, out_lat, status):  # pragma: no cover
+    """Merge the stored candidate lists of ``rows`` (old numbering) with the changed rows.
 
-    status: 0 top ``n_cand`` unchanged, 1 changed, 2 undecidable here (a changed row ties
-    the floor, or too few candidates left): recompute the row.
+    Stored entries are mapped to new rows (``map_old``, -1: removed); a changed row joins
+    when its latent score beats the list's last entry. status: 0 top ``n_cand`` unchanged,
+    1 changed, 2 undecidable here (a changed row ties the last entry, or fewer than
+    ``n_cand`` candidates left): recompute the row.
     """
-    rows, width = cand.shape
+    width = cand.shape[1]
     depth = out_idx.shape[1]
     entrants = np.empty(t_rows.shape[0], dtype=np.int64)
-    for r in range(rows):
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        stored = 0
+        while stored < width and cand[row, stored] >= 0:
+            stored += 1
+        floor = lat[row, stored - 1] if 0 < stored < map_old.shape[0] - 1 else -np.inf  # complete: no floor
         found = 0
         tie = False
         for t in range(t_rows.shape[0]):
             v = t_lat[r, t]
-            if v > floor[r]:  # insert by (score desc, row asc); t_rows ascend
+            if v > floor:  # insert by (score desc, row asc); t_rows ascend
                 b = found
                 while b > 0 and t_lat[r, entrants[b - 1]] < v:
                     entrants[b] = entrants[b - 1]
                     b -= 1
                 entrants[b] = t
                 found += 1
-            elif v == floor[r]:
+            elif v == floor:
                 tie = True
         if tie:
             status[r] = 2
@@ -382,15 +389,16 @@ def _merge(cand, lat, floor, t_rows, t_lat, n_cand, out_idx, out_lat, status):  
         i = 0
         e = 0
         o = 0
+        same = True
         while o < depth:
-            while i < width and cand[r, i] < 0:
+            while i < stored and map_old[cand[row, i]] < 0:
                 i += 1
-            if i < width and e < found:
+            if i < stored and e < found:
                 tv = t_lat[r, entrants[e]]
-                take_t = tv > lat[r, i] or (tv == lat[r, i] and t_rows[entrants[e]] < cand[r, i])
+                take_t = tv > lat[row, i] or (tv == lat[row, i] and t_rows[entrants[e]] < map_old[cand[row, i]])
             elif e < found:
                 take_t = True
-            elif i < width:
+            elif i < stored:
                 take_t = False
             else:
                 break
@@ -399,28 +407,24 @@ def _merge(cand, lat, floor, t_rows, t_lat, n_cand, out_idx, out_lat, status):  
                 out_lat[r, o] = t_lat[r, entrants[e]]
                 e += 1
             else:
-                out_idx[r, o] = cand[r, i]
-                out_lat[r, o] = lat[r, i]
+                out_idx[r, o] = map_old[cand[row, i]]
+                out_lat[r, o] = lat[row, i]
                 i += 1
+            if o < n_cand and (o >= stored or cand[row, o] < 0 or out_idx[r, o] != map_old[cand[row, o]]):
+                same = False  # the top differs from the stored top (mapped) at position o
             o += 1
-        if o < n_cand:
-            status[r] = 2
-            continue
-        status[r] = 0
-        for c in range(n_cand):
-            if cand[r, c] != out_idx[r, c]:
-                status[r] = 1
-                break
+        status[r] = 2 if o < n_cand else (0 if same else 1)
 
 
 @njit(cache=True, nogil=True)
-def _top_changes(old_top, new_top, first, n_rows, is_new, left):  # pragma: no cover
-    """Mark the new top's rows that were not in the old top, and rows whose list lost a member."""
+def _top_changes(cand, rows, map_old, new_top, first, n_rows, is_new, left):  # pragma: no cover
+    """Mark the new top's rows that were not in the stored top, and rows whose list lost a member."""
     mark = np.full(n_rows, -1, dtype=np.int64)
-    for r in range(old_top.shape[0]):
-        for c in range(old_top.shape[1]):
-            if old_top[r, c] >= 0:
-                mark[old_top[r, c]] = 2 * r
+    for r in range(rows.shape[0]):
+        for c in range(new_top.shape[1]):
+            j = cand[rows[r], c]
+            if j >= 0 and map_old[j] >= 0:
+                mark[map_old[j]] = 2 * r
         for c in range(new_top.shape[1]):
             j = new_top[r, c]
             if j >= 0:
@@ -437,17 +441,12 @@ def _patch_first_pass(state, map_old, changed, sparse, dense, n_first, candidate
     n = sparse.shape[0]
     kept_old = np.flatnonzero(map_old >= 0)
     kept = map_old[kept_old]
-    old_cand = np.asarray(state["update_candidates"][kept_old])
-    old_lat = np.asarray(state["update_candidate_latent"][kept_old])
-    old_depth = np.count_nonzero(old_cand >= 0, axis=1)
-    floor = old_lat[np.arange(len(kept)), np.maximum(old_depth - 1, 0)]
-    floor[old_depth >= len(map_old) - 1] = -np.inf  # the list holds every other row
-    mapped = np.where(old_cand >= 0, map_old[np.maximum(old_cand, 0)], -1).astype(np.int32)
+    cand, lat = np.asarray(state["update_candidates"]), np.asarray(state["update_candidate_latent"])
     depth = min(candidates + RESERVE, n - 1)
     out_idx = np.full((len(kept), depth), -1, np.int32)
     out_lat = np.zeros((len(kept), depth), np.float32)
     status = np.zeros(len(kept), np.int8)
-    _merge(mapped, old_lat, floor, changed.astype(np.int32), latent_dots(dense[kept], dense[changed].T),
+    _merge(cand, lat, kept_old, map_old, changed.astype(np.int32), latent_dots(dense[kept], dense[changed].T),
            candidates, out_idx, out_lat, status)
 
     old_first = np.asarray(state["update_first_indices"][kept_old])
@@ -458,7 +457,7 @@ def _patch_first_pass(state, map_old, changed, sparse, dense, n_first, candidate
     moved = np.flatnonzero(status == 1)
     is_new = np.zeros((len(moved), candidates), bool)
     left = np.zeros(len(moved), bool)
-    _top_changes(mapped[moved, :candidates], out_idx[moved, :candidates], first_idx[moved], n, is_new, left)
+    _top_changes(cand, kept_old[moved], map_old, out_idx[moved, :candidates], first_idx[moved], n, is_new, left)
     redo_all = moved[left]  # a first-pass member left the top: rescore the whole top
     if redo_all.size:
         top = out_idx[redo_all, :candidates]
