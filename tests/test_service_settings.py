@@ -10,6 +10,7 @@ import pytest
 from service.settings import SETTINGS, load_settings, settings_markdown
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_defaults_without_environment():
@@ -63,9 +64,10 @@ def test_every_setting_has_help_and_a_valid_default():
     assert len({s.name for s in SETTINGS}) == len(SETTINGS)
 
 
-def test_every_setting_is_documented():
-    text = DOCS.read_text(encoding="utf-8")
+@pytest.mark.parametrize("doc", [DOCS, README], ids=lambda p: p.name)
+def test_every_setting_is_documented(doc):
+    text = doc.read_text(encoding="utf-8")
     for setting in SETTINGS:
-        assert f"`{setting.env}`" in text, f"{setting.env} missing from {DOCS}"
+        assert f"`{setting.env}`" in text, f"{setting.env} missing from {doc}"
     block = text.split("<!-- settings:start -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
-    assert block == settings_markdown(), "docs/settings.md is stale: regenerate with python -m service.settings"
+    assert block == settings_markdown(), f"{doc} is stale: regenerate with python -m service.settings"
