@@ -190,3 +190,15 @@ def test_two_fits_are_identical(tmp_path, params):
     manifests = [json.loads((p / model_dir.MANIFEST).read_text()) for p in (one, two)]
     assert manifests[0]["params"] == manifests[1]["params"]
     assert manifests[0]["counts"] == manifests[1]["counts"]
+
+
+def test_fit_transform_is_transform_bit_for_bit():
+    """Stored vectors (fit_transform) must equal what drafts and updates compute (transform)."""
+    from training.features import ArticleVectorizer
+
+    records = [{"title": r["title"], "body": r["body"], "tags": r["tags"]} for r in PLANTED.records]
+    vectorizer = ArticleVectorizer(min_df=1, n_components=4)
+    s1, d1 = vectorizer.fit_transform(records)
+    s2, d2 = vectorizer.transform(records)
+    assert (s1 != s2).nnz == 0
+    assert np.array_equal(d1, d2)

@@ -239,6 +239,8 @@ class ArticleVectorizer(TransformerMixin, BaseEstimator):
 
     def _project(self, x: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
         """Split stacked TF-IDF rows into the scaled (sparse, dense) pair."""
+        x = x.tocsr()
+        x.sort_indices()  # one summation order, so fit_transform == transform bit for bit
         if self.svd_ is None:
             dense = np.zeros((x.shape[0], 0), dtype=np.float32)
             sparse_scale = 1.0

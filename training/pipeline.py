@@ -183,10 +183,10 @@ def train(
     else:
         params = dict(vectorizer_params or {})
         params.setdefault("text_fields", fields.text_fields)
-        vectorizer = ArticleVectorizer(**params).fit(rows.records)
-        # Not fit_transform, whose vectors differ in the last bits: the stored vectors are
-        # exactly what the vectorizer gives (drafts, `--features-from`, `related update`).
-        sparse, dense = vectorizer.transform(rows.records)
+        vectorizer = ArticleVectorizer(**params)
+        # fit_transform gives exactly what transform gives (tested): the stored vectors are
+        # what drafts, `--features-from` and `related update` compute.
+        sparse, dense = vectorizer.fit_transform(rows.records)
     rows.records.clear()
     timings["fit_s"] = time.perf_counter() - t0
 
