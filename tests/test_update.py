@@ -10,10 +10,12 @@ from click.testing import CliRunner
 
 from tests.fixtures.planted import random_words, write_jsonl
 from training import model_dir
+from training import first_pass as first_pass_module
 from training import update as update_module
 from training.cli import main
+from training.first_pass import compute_first_pass, latent_dots
 from training.pipeline import train
-from training.update import compute_first_pass, latent_dots, update
+from training.update import update
 
 VECTORIZER = {"min_df": 1, "n_components": 6, "stop_words": None}
 TOPICS = 4
@@ -88,7 +90,7 @@ def lists_by_id(path):
 @pytest.fixture
 def small_reserve(monkeypatch):
     """Keep 3 latent candidates beyond the rescored ones, so small corpora use the candidate state."""
-    monkeypatch.setattr(update_module, "RESERVE", 3)
+    monkeypatch.setattr(first_pass_module, "RESERVE", 3)
 
 
 def test_added_article_appears_in_the_lists_of_the_older_articles_it_belongs_to(tmp_path, small_reserve):

@@ -20,7 +20,7 @@ from training.duplicates import duplicate_report
 from training.corpus import Article, CorpusError, FieldMap, file_sha256, read_articles
 from training.expansion import DEFAULT_EXPAND_ALPHA, DEFAULT_EXPAND_NEIGHBORS
 from training.features import ArticleVectorizer
-from training.update import compute_final_lists, compute_first_pass, state_arrays
+from training.first_pass import compute_final_lists, compute_first_pass, state_arrays
 
 #: Neighbours stored per article by default (above the largest k served).
 DEFAULT_NEIGHBORS = 50
