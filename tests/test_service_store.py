@@ -241,7 +241,11 @@ def test_swap_under_load_zero_errors_and_one_version_per_response(tmp_path, trai
         for n in range(1, 4):
             time.sleep(0.3)
             tags[train_tiny(corpora[n], models_dir)] = f" [v{n}]"
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while app.extensions["related"].store.model.version != list(tags)[-1]:
+            assert time.monotonic() < deadline, "the last version was never loaded"
+            time.sleep(0.05)
+        time.sleep(0.3)  # requests started before the swap have finished
     finally:
         stop.set()
         for thread in threads:
