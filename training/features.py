@@ -198,6 +198,9 @@ class ArticleVectorizer(TransformerMixin, BaseEstimator):
             self.svd_ = TruncatedSVD(
                 n_components=dims, n_iter=self.svd_n_iter, random_state=self.random_state
             ).fit(x)
+            # transform multiplies by components_.T; Fortran order makes that C-contiguous, so
+            # scipy does not copy the whole basis for every draft (same values, same vectors).
+            self.svd_.components_ = np.asfortranarray(self.svd_.components_)
         self.n_components_ = dims if self.svd_ is not None else 0
         return x
 
