@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
 import re
@@ -19,6 +18,7 @@ import scipy.sparse as sp
 
 from service.cache import LRUCache
 from service.ids import IdIndex
+from training.model_dir import sha256_file
 
 FORMAT_VERSIONS = frozenset({1})
 ARRAY_FILES = (
@@ -117,8 +117,7 @@ def _verify_files(path: Path, files: dict[str, Any]) -> None:
         if not isinstance(name, str) or "/" in name or "\\" in name or name in {"", ".", ".."}:
             raise _fail(path / "manifest.json", f"'files' holds an invalid file name {name!r}")
         try:
-            with open(path / name, "rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            digest = sha256_file(path / name)
         except OSError as exc:
             raise _fail(path / name, f"cannot read: {exc.strerror}") from None
         if digest != expected:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import json
 import os
 import zlib
@@ -12,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Union
+
+from training.model_dir import sha256_file as file_sha256  # re-exported: the corpus checksum
 
 __all__ = ["Article", "CorpusError", "FieldMap", "file_sha256", "read_articles"]
 
@@ -96,23 +97,6 @@ class Article:
     extra: dict[str, Any]
     line: int
     deleted: bool = False
-
-
-def file_sha256(path: PathLike) -> str:
-    """Return the hex sha256 of a file's bytes, read in chunks.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        File to hash (hashed as stored, i.e. compressed bytes for a .gz file).
-
-    Returns
-    -------
-    str
-        64 lower-case hex digits.
-    """
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def read_articles(path: PathLike, fields: FieldMap = FieldMap(), *, skip_invalid: bool = False,
