@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -238,7 +239,10 @@ class ArticleVectorizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "field_vectorizers_")
         records = list(records)
-        return self._project(self._stack(records))
+        # Our own fitted parts: skip scikit-learn's per-call input and parameter validation,
+        # which costs more than the arithmetic for one draft (POST /related).
+        with config_context(assume_finite=True, skip_parameter_validation=True):
+            return self._project(self._stack(records))
 
     def _project(self, x: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
         """Split stacked TF-IDF rows into the scaled (sparse, dense) pair."""
