@@ -2,156 +2,28 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import platform
-import pty
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 REPO = Path(__file__).resolve().parents[1]
+try:
+    from benchmarks.measure import Run, last_line, machine, measure, wait_for_load
+except ImportError:  # run as a script: the repository root is not on sys.path
+    sys.path.insert(0, str(REPO))
+    from benchmarks.measure import Run, last_line, machine, measure, wait_for_load
+
 OUT_DIR = REPO / "benchmarks" / "out"
-SAMPLE_S = 0.2
 TARGETS = {"reuters_ratio": 2.5, "reuters_peak_mib": 600, "synthetic_100k_s": 150, "synthetic_100k_mib": 3072}
-
-
-@dataclass
-class Run:
-    """One measured subprocess: wall time, peak memory of its process tree, outcome."""
-
-    command: list[str]
-    wall_s: float
-    peak_pss_mib: float  # peak over samples of the summed PSS of the whole process tree
-    peak_rss_mib: float  # same with RSS (shared pages counted once per process), at least maxrss
-    maxrss_mib: float | None  # /usr/bin/time -v: largest single process (None when killed)
-    returncode: int | None
-    timed_out: bool
-    load_before: list[float]
-    load_after: list[float]
-    stdout: str = ""
-    stderr_tail: str = ""
-    extra: dict = field(default_factory=dict)
-
-
-def _process_tree(root: int) -> list[int]:
-    """``root`` and all its descendants, from the ppid field of /proc/<pid>/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rpartition(")")[2].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, ()))
-    return tree
-
-
-def _tree_memory_kib(root: int) -> tuple[int, int]:
-    """Summed (RSS, PSS) in KiB of a process tree, from /proc/<pid>/smaps_rollup."""
-    rss = pss = 0
-    for pid in _process_tree(root):
-        try:
-            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            if line.startswith("Rss:"):
-                rss += int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss += int(line.split()[1])
-    return rss, pss
-
-
-def measure(command: list[str], timeout: float, echo: bool = False) -> Run:
-    """Run ``command`` under ``/usr/bin/time -v`` in a new session and measure it.
-
-    Parameters
-    ----------
-    command : list of str
-        The program and its arguments.
-    timeout : float
-        Seconds before the whole process group is killed (the run is then marked timed out).
-    echo : bool
-        Copy the child's stderr (a pseudo-terminal, so progress bars render) to ours.
-
-    Returns
-    -------
-    Run
-    """
-    load = list(os.getloadavg())
-    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
-        time_file, out_file = Path(tmp, "time.txt"), Path(tmp, "stdout.txt")
-        master, slave = pty.openpty()
-        tail = bytearray()
-
-        def read_stderr() -> None:
-            while True:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                tail.extend(chunk)
-                del tail[:-8192]
-                if echo:
-                    sys.stderr.buffer.write(chunk)
-                    sys.stderr.flush()
-
-        with open(out_file, "wb") as out:
-            start = time.perf_counter()
-            proc = subprocess.Popen(["/usr/bin/time", "-v", "-o", str(time_file), *command],
-                                    stdout=out, stderr=slave, start_new_session=True)
-        os.close(slave)
-        reader = threading.Thread(target=read_stderr, daemon=True)
-        reader.start()
-        peak_rss = peak_pss = 0
-        timed_out = False
-        while proc.poll() is None:
-            rss, pss = _tree_memory_kib(proc.pid)
-            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
-            if time.perf_counter() - start > timeout:
-                timed_out = True
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                break
-            time.sleep(SAMPLE_S)
-        wall = time.perf_counter() - start
-        reader.join(5)
-        os.close(master)
-        report = time_file.read_text() if time_file.exists() else ""
-        maxrss = next((int(line.split(":")[1]) / 1024 for line in report.splitlines()
-                       if "Maximum resident set size" in line), None)
-        return Run(
-            command=command, wall_s=round(wall, 3), peak_pss_mib=round(peak_pss / 1024, 1),
-            peak_rss_mib=round(max(peak_rss / 1024, maxrss or 0), 1), maxrss_mib=maxrss and round(maxrss, 1),
-            returncode=None if timed_out else proc.returncode, timed_out=timed_out,
-            load_before=[round(x, 2) for x in load], load_after=[round(x, 2) for x in os.getloadavg()],
-            stdout=out_file.read_text(errors="replace"),
-            stderr_tail=tail.decode(errors="replace")[-2000:],
-        )
 
 
 def baseline_job(corpus: Path, out: Path, k: int = 10, n_threads: int = 2) -> dict[str, float]:
@@ -260,44 +132,6 @@ def baseline_lists(npz: Path) -> dict[str, list[str]]:
     data = np.load(npz, allow_pickle=False)
     ids = [str(i) for i in data["ids"]]
     return {ids[r]: [ids[j] for j in row if j >= 0] for r, row in enumerate(data["indices"])}
-
-
-def wait_for_load(max_load: float | None, max_wait: float) -> None:
-    """Sleep until the 1-minute load average is below ``max_load`` (at most ``max_wait`` s)."""
-    deadline = time.monotonic() + max_wait
-    while max_load is not None and os.getloadavg()[0] > max_load and time.monotonic() < deadline:
-        time.sleep(5)
-
-
-def machine() -> dict:
-    """Machine, library and checkout details recorded with every result."""
-    import numpy
-    import scipy
-    import sklearn
-    import threadpoolctl
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
-    git = ["git", "-C", str(REPO)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
-    dirty = subprocess.run([*git, "status", "--porcelain", "--", "training"], capture_output=True,
-                           text=True).stdout
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "mem_gib": round(int(mem) / 2**20, 1),
-        "python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "blas": [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-                 for i in threadpoolctl.threadpool_info()],
-        "git_head": head.strip(), "training_uncommitted": dirty.splitlines(),
-    }
-
-
-def last_line(text: str) -> str:
-    """The last non-blank line or progress-bar frame of terminal output, without ANSI codes."""
-    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "\n").splitlines()
-    return next((f.strip() for f in reversed(frames) if f.strip()), "")
 
 
 def _row(corpus: str, system: str, n: int, run: Run, quality: dict | None) -> dict:

@@ -6,12 +6,9 @@ import gzip
 import json
 import os
 import re
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -20,6 +17,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.measure import run_timed  # noqa: E402
 from training import model_dir  # noqa: E402
 
 RELATED = Path(sys.executable).parent / "related"
@@ -84,16 +82,12 @@ def timed(*args: object) -> dict:
     CPU time (user + system of the process and its threads) depends less on the other jobs
     of a shared machine than wall time does. Fails loudly on a non-zero exit.
     """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run([str(RELATED), *map(str, args)], capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode:
-        raise click.ClickException(f"related {' '.join(map(str, args))} failed:\n{proc.stderr}")
-    reported = re.search(r"  time: (\d+\.\d+) s$", proc.stdout, re.M)
-    return {"wall_s": round(wall, 3), "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 3),
-            "in_process_s": float(reported.group(1)) if reported else None, "stdout": proc.stdout}
+    run = run_timed([str(RELATED), *map(str, args)])
+    if run.returncode:
+        raise click.ClickException(f"related {' '.join(map(str, args))} failed:\n{run.stderr}")
+    reported = re.search(r"  time: (\d+\.\d+) s$", run.stdout, re.M)
+    return {"wall_s": run.wall_s, "cpu_s": run.cpu_s,
+            "in_process_s": float(reported.group(1)) if reported else None, "stdout": run.stdout}
 
 
 def compare(a: Path, b: Path) -> dict:
