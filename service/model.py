@@ -182,6 +182,8 @@ def _load_vectorizer(path: Path) -> Any:
         raise _fail(path / "vectorizer.joblib", f"loading warned: {caught[0].category.__name__}: {caught[0].message}")
     if not callable(getattr(vectorizer, "transform", None)):
         raise _fail(path / "vectorizer.joblib", f"{type(vectorizer).__name__} has no transform method")
+    if callable(getattr(vectorizer, "plain", None)):
+        vectorizer.plain()  # build the draft fast path now, not on the first POST
     return vectorizer
 
 

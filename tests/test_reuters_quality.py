@@ -5,10 +5,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from training.cli import main
+from training.corpus import read_articles
+from training.pipeline import read_rows
+from training.plain_vectorizer import PlainVectorizer
 from training.evaluate import evaluate, load_labels, read_export
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +41,8 @@ def _reuters_tools():
 
 
 @pytest.fixture(scope="module")
-def metrics(tmp_path_factory):
-    """One training run with the CLI defaults on the pool; its top-10 lists scored on Q."""
+def trained(tmp_path_factory):
+    """One training run with the CLI defaults on the pool: (work dir, models dir)."""
     out = tmp_path_factory.mktemp("reuters")  # outside the repository, as the data requires
     reuters = _reuters_tools()
     written = reuters.write_pool(out, REUTERS)
@@ -48,6 +52,14 @@ def metrics(tmp_path_factory):
     trained = runner.invoke(main, ["train", "--corpus", str(out / "reuters-pool.jsonl.gz"),
                                    "--models-dir", str(models)], catch_exceptions=False)
     assert trained.exit_code == 0, trained.output
+    return out, models
+
+
+@pytest.fixture(scope="module")
+def metrics(trained):
+    """The pool model's top-10 lists (`related export`) scored on the test queries."""
+    out, models = trained
+    runner = CliRunner()
     export = out / "export.jsonl"
     exported = runner.invoke(main, ["export", "--models-dir", str(models), "-k", "10",
                                     "--out", str(export)], catch_exceptions=False)
@@ -71,3 +83,14 @@ def test_precision_at_10_meets_the_bar(metrics):
 def test_ndcg_at_10_meets_the_bar(metrics):
     assert metrics["ndcg_at_k"] >= MIN_NDCG_AT_10, (
         f"nDCG@10 = {metrics['ndcg_at_k']:.4f} < {MIN_NDCG_AT_10} with the defaults")
+
+
+def test_plain_vectorizer_gives_the_stored_vectors_bit_for_bit(trained):
+    """The plain vectorizer (no scikit-learn) reproduces fit_transform on all 10,794 articles."""
+    out, models = trained
+    version = models / (models / "CURRENT").read_text().strip()
+    records = read_rows(read_articles(out / "reuters-pool.jsonl.gz")).records
+    indptr, indices, data, dense = PlainVectorizer.load(version).transform_arrays(records)
+    for name, got in (("indptr", indptr), ("indices", indices), ("data", data)):
+        assert np.array_equal(np.load(version / f"vectors_sparse_{name}.npy"), got), name
+    assert np.array_equal(np.load(version / "update_latent.npy"), dense)

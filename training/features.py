@@ -2,48 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
+from training.plain_vectorizer import TagAnalyzer, PlainVectorizer
+
 #: The joint space over all text fields joined (a title word can match a body word).
 ALL_TEXT = "all_text"
+__all__ = ["ALL_TEXT", "DEFAULT_FIELD_WEIGHTS", "ArticleVectorizer", "TagAnalyzer"]
 #: Field weights used when ``field_weights`` does not name a field; other fields weigh 0.
 #: Chosen on the Reuters validation split (docs/model-selection.md).
 DEFAULT_FIELD_WEIGHTS: dict[str, float] = {ALL_TEXT: 1.0, "title": 0.5, "tags": 0.05}
-
-
-class TagAnalyzer:
-    """Turn a list of tags into whole, case-folded tokens, dropping ignored ones.
-
-    Parameters
-    ----------
-    ignore : Iterable[str]
-        Tags that never count as a similarity signal (compared case-folded).
-    """
-
-    def __init__(self, ignore: Iterable[str] = ()) -> None:
-        self.ignore = frozenset(t.strip().casefold() for t in ignore)
-
-    def __call__(self, tags: Any) -> list[str]:
-        if not tags:
-            return []
-        if isinstance(tags, str):
-            tags = [tags]
-        out = []
-        for tag in tags:
-            token = " ".join(str(tag).split()).casefold()
-            if token and token not in self.ignore:
-                out.append(token)
-        return out
 
 
 class ArticleVectorizer(TransformerMixin, BaseEstimator):
@@ -161,20 +138,11 @@ class ArticleVectorizer(TransformerMixin, BaseEstimator):
             if self._weight(field) < 0:
                 raise ValueError(f"field weight of {field!r} must be >= 0")
 
-    def _stack(self, records: Sequence[Mapping[str, Any]]) -> sp.csr_matrix:
-        blocks = []
-        for field, vec in self.field_vectorizers_.items():
-            col = self._column(records, field, field == self.tag_field)
-            block = normalize(vec.transform(col)) * np.float32(self._weight(field))
-            blocks.append(block)
-        if not blocks:
-            return sp.csr_matrix((len(records), 0), dtype=np.float32)
-        return normalize(sp.hstack(blocks, format="csr", dtype=np.float32))
-
     # -- estimator API -----------------------------------------------------------
     def _fit_stack(self, records: Sequence[Mapping[str, Any]]) -> sp.csr_matrix:
         """Fit every field space and the SVD; return the stacked, normalised TF-IDF rows."""
         self._validate()
+        self._plain = None
         self.field_vectorizers_: dict[str, TfidfVectorizer] = {}
         blocks = []
         for field in self._fields():
@@ -238,11 +206,30 @@ class ArticleVectorizer(TransformerMixin, BaseEstimator):
             LSA part scaled by ``sqrt(latent_weight)``.
         """
         check_is_fitted(self, "field_vectorizers_")
-        records = list(records)
-        # Our own fitted parts: skip scikit-learn's per-call input and parameter validation,
-        # which costs more than the arithmetic for one draft (POST /related).
-        with config_context(assume_finite=True, skip_parameter_validation=True):
-            return self._project(self._stack(records))
+        indptr, indices, data, dense = self.plain().transform_arrays(records)
+        sparse = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, self.n_features_))
+        return sparse, dense
+
+    def plain(self) -> PlainVectorizer:
+        """This fitted vectorizer as plain data (built once, not pickled).
+
+        Its transform repeats scikit-learn's arithmetic operation by operation (the same
+        float32 bits as :meth:`fit_transform`) without scikit-learn's per-call overhead, which
+        costs more than the arithmetic for one draft (POST /related).
+
+        Returns
+        -------
+        PlainVectorizer
+        """
+        check_is_fitted(self, "field_vectorizers_")
+        if getattr(self, "_plain", None) is None:
+            self._plain = PlainVectorizer.from_estimator(self)
+        return self._plain
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_plain", None)
+        return state
 
     def _project(self, x: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
         """Split stacked TF-IDF rows into the scaled (sparse, dense) pair."""

@@ -12,13 +12,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORIZER = "vectorizer.joblib"
+#: The vectorizer as plain data (training.plain_vectorizer), read without pickle.
+PLAIN_VECTORIZER = ("vectorizer.json", "vectorizer_idf.npy", "vectorizer_components.npy")
 ARTICLES = "articles.jsonl"
 TEXTS = "texts.jsonl"
 TMP_PREFIX = ".tmp-"
@@ -93,6 +94,13 @@ def version_id(digest: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def _clean_stale_tmp(models_dir: Path) -> None:
     for tmp in models_dir.glob(TMP_PREFIX + "*"):
         pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
@@ -129,7 +137,7 @@ def publish(
         ``bytes`` item is an already encoded line (see :func:`jsonl_line`).
     vectorizer : fitted ArticleVectorizer, or path-like
         A path names an existing ``vectorizer.joblib`` (of another version), hard-linked
-        (copied where links fail) instead of pickled again.
+        (copied where links fail) with the plain files beside it instead of written again.
     manifest : dict
         Everything but ``version``, ``format_version`` and ``files``, which are filled in.
     keep : int
@@ -156,12 +164,19 @@ def publish(
         _write_jsonl(tmp / ARTICLES, articles)
         np.save(tmp / "texts_offsets.npy", _write_jsonl(tmp / TEXTS, texts), allow_pickle=False)
         if isinstance(vectorizer, (str, os.PathLike)):
-            try:
-                os.link(vectorizer, tmp / VECTORIZER)
-            except OSError:
-                shutil.copyfile(vectorizer, tmp / VECTORIZER)
+            source = Path(vectorizer).parent
+            for name in (VECTORIZER, *PLAIN_VECTORIZER):
+                if (source / name).exists() or name == VECTORIZER:
+                    _link_or_copy(source / name, tmp / name)
         else:
+            import joblib  # only here: `related update` links the parent's files
+
             joblib.dump(vectorizer, tmp / VECTORIZER)
+            if callable(getattr(vectorizer, "plain", None)):
+                plain = vectorizer.plain()
+                (tmp / PLAIN_VECTORIZER[0]).write_bytes(plain.params_json())
+                for stem, array in plain.arrays().items():
+                    np.save(tmp / f"{stem}.npy", array, allow_pickle=False)
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
         now = datetime.now(timezone.utc)
