@@ -328,8 +328,11 @@ def test_kill_9_mid_train_keeps_the_served_version(tmp_path, big_corpus, when):
         proc.wait()
     killed = proc.returncode == -signal.SIGKILL
     assert killed or proc.returncode == 0, f"train exited with {proc.returncode}"
-    if killed:
-        assert model_dir.current_version(models) == served
+    if killed:  # CURRENT names the old version, or the new one if the kill came after set_current
+        current = model_dir.current_version(models)
+        if current != served:
+            assert json.loads((models / current / "manifest.json").read_text())["corpus"]["path"] == str(big_corpus)
+            model_dir.verify(models / current)
     if when == "publish":
         assert killed and stale_temps(models), "the kill did not land while publishing"
     for version in model_dir.list_versions(models):  # nothing half-written is a version
