@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -63,7 +64,28 @@ def make_fields(id_field, text_fields, tag_fields, date_field, url_field, title_
         raise click.BadParameter(str(exc)) from exc
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    """A group whose ``serve`` command is imported only when used (it imports gunicorn and Flask)."""
+
+    lazy = {"serve": ("service.cli", "serve")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *(n for n in self.lazy if self._load(n) is not None)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or self._load(name)
+
+    def _load(self, name: str) -> click.Command | None:
+        if name not in self.lazy:
+            return None
+        module, attr = self.lazy[name]
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError:  # the service wing is optional for training-only installs
+            return None
+
+
+@click.group(cls=_LazyGroup)
 @click.version_option(package_name="related-articles")
 def main() -> None:
     """Related articles: train a model from a corpus, inspect it, evaluate it, serve it."""
@@ -262,14 +284,3 @@ def evaluate(corpus, label_field, id_field, queries, k, json_out, models_dir, ve
     click.echo(f"queries        {result['queries']}")
     if json_out is not None:
         json_out.write(json.dumps(result, indent=2) + "\n")
-
-
-def _add_service_commands() -> None:
-    try:
-        from service.cli import serve
-    except ImportError:  # the service wing is optional for training-only installs
-        return
-    main.add_command(serve)
-
-
-_add_service_commands()

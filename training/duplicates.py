@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 #: Similarity at or above which two articles count as near-duplicates.
 DEFAULT_THRESHOLD = 0.9
 #: Similarity at or above which two articles count as exact duplicates (float32 rounding).
 EXACT_THRESHOLD = 0.9999
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component label of every node of the undirected graph with edges ``a[e] - b[e]``.
+
+    Labels spread as minima along the edges, with pointer jumping, until nothing changes.
+    """
+    labels = np.arange(n)
+    while True:
+        low = np.minimum(labels[a], labels[b])
+        new = labels.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]
+        if np.array_equal(new, labels):
+            return labels
+        labels = new
 
 
 def duplicate_groups(
@@ -35,8 +50,7 @@ def duplicate_groups(
     rows, cols = np.nonzero((scores >= threshold) & (indices >= 0))
     if rows.size == 0:
         return []
-    graph = coo_matrix((np.ones(rows.size), (rows, indices[rows, cols])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = _components(n, rows, indices[rows, cols].astype(np.int64))
     members = np.unique(np.concatenate([rows, indices[rows, cols]]))
     groups: dict[int, list[str]] = {}
     for row in members:

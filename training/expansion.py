@@ -9,11 +9,14 @@ Reuters validation split this adds 0.4 point of P@10 and raises coverage
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.sparse as sp
+from typing import TYPE_CHECKING
 
-from training.kernels import pair_dots
-from training.neighbors import MIN_SCORE
+import numpy as np
+
+from training.lists import MIN_SCORE
+
+if TYPE_CHECKING:  # numpy alone at run time: `related update` imports this module
+    import scipy.sparse as sp
 
 #: Neighbours averaged into each latent vector.
 DEFAULT_EXPAND_NEIGHBORS = 5
@@ -32,48 +35,80 @@ def _renormalise(acc: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 def expand_dense(
     dense: np.ndarray, indices: np.ndarray, scores: np.ndarray,
-    m: int = DEFAULT_EXPAND_NEIGHBORS, alpha: float = DEFAULT_EXPAND_ALPHA,
+    m: int = DEFAULT_EXPAND_NEIGHBORS, alpha: float = DEFAULT_EXPAND_ALPHA, rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Expanded latent vectors of every article from its first-pass neighbours.
+    """Expanded latent vectors of articles from their first-pass neighbours.
+
+    A row's result depends on its own first pass and vectors only (the same floats whichever
+    rows are computed with it).
 
     Parameters
     ----------
     dense : numpy.ndarray, shape (n, d)
         Latent vectors (scaled, as stored).
-    indices, scores : numpy.ndarray, shape (n, N)
-        First-pass neighbour lists (-1 padded), best first.
+    indices, scores : numpy.ndarray, shape (n, N) or (len(rows), N)
+        First-pass neighbour lists (-1 padded), best first, of every row or of ``rows``.
     m : int
         Neighbours used.
     alpha : float
         Exponent on their similarities.
+    rows : numpy.ndarray of int, optional
+        The rows to expand (default: all).
 
     Returns
     -------
-    numpy.ndarray of float32, shape (n, d)
+    numpy.ndarray of float32, shape (n or len(rows), d)
         Each row keeps the norm of the input row.
     """
+    rows = np.arange(dense.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     if m < 1 or dense.shape[1] == 0:
-        return np.array(dense, dtype=np.float32)
-    out = np.empty(dense.shape, dtype=np.float32)
-    for a in range(0, dense.shape[0], BLOCK_ROWS):
+        return np.array(dense[rows], dtype=np.float32)
+    out = np.empty((len(rows), dense.shape[1]), dtype=np.float32)
+    for a in range(0, len(rows), BLOCK_ROWS):
+        own = dense[rows[a : a + BLOCK_ROWS]]
         nb = np.asarray(indices[a : a + BLOCK_ROWS, :m])
         w = np.maximum(np.asarray(scores[a : a + BLOCK_ROWS, :m], dtype=np.float32), 0) ** alpha
         w[nb < 0] = 0
-        acc = dense[a : a + BLOCK_ROWS] + np.einsum("rm,rmd->rd", w, dense[np.maximum(nb, 0)])
-        out[a : a + BLOCK_ROWS] = _renormalise(acc, dense[a : a + BLOCK_ROWS])
+        acc = own + np.einsum("rm,rmd->rd", w, dense[np.maximum(nb, 0)])
+        out[a : a + BLOCK_ROWS] = _renormalise(acc, own)
     return out
 
 
-def rescore_lists(
-    sparse: sp.csr_matrix, dense: np.ndarray, indices: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Re-rank every row's candidate list under ``s.s' + z.z'`` and keep the best ``n``.
+def dense_scores(dense: np.ndarray, rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Latent parts ``z_i . z_j`` of the scores of ``rows`` with their candidates.
+
+    Each score is the same float whichever rows are computed with it.
 
     Parameters
     ----------
-    sparse, dense : the article vectors (dense part already expanded)
-    indices : numpy.ndarray of int, shape (rows, C)
+    dense : numpy.ndarray, shape (n, d)
+        Latent vectors (expanded).
+    rows : numpy.ndarray of int, shape (r,)
+    cand : numpy.ndarray of int, shape (r, C)
+        Candidate rows per row (-1 padded: any value there).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (r, C)
+    """
+    out = np.zeros(cand.shape, dtype=np.float32)
+    if dense.shape[1] == 0:
+        return out
+    safe = np.maximum(cand, 0)
+    for a in range(0, len(rows), BLOCK_ROWS):
+        out[a : a + BLOCK_ROWS] = np.einsum("rd,rcd->rc", dense[rows[a : a + BLOCK_ROWS]], dense[safe[a : a + BLOCK_ROWS]])
+    return out
+
+
+def rank_lists(cand: np.ndarray, val: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Order every row's candidates by score (descending, ties to the lower row), keep ``n``.
+
+    Parameters
+    ----------
+    cand : numpy.ndarray of int, shape (rows, C)
         Candidate rows per row (-1 padded).
+    val : numpy.ndarray of float32, shape (rows, C)
+        Their scores (modified: entries not above MIN_SCORE are dropped).
     n : int
         Neighbours kept.
 
@@ -81,26 +116,20 @@ def rescore_lists(
     -------
     indices : numpy.ndarray of int32, shape (rows, n)
     scores : numpy.ndarray of float32, shape (rows, n)
-        Best first, ties to the lower row; -1 / 0 padded.
+        Best first; -1 / 0 padded.
     """
-    rows = indices.shape[0]
+    rows = cand.shape[0]
+    cand = np.asarray(cand, dtype=np.int64)
     out_idx = np.full((rows, n), -1, dtype=np.int32)
     out_val = np.zeros((rows, n), dtype=np.float32)
-    for a in range(0, rows, BLOCK_ROWS):
-        cand = np.asarray(indices[a : a + BLOCK_ROWS], dtype=np.int64)
-        safe = np.maximum(cand, 0)
-        val = pair_dots(sparse[a : a + BLOCK_ROWS], sparse, safe)
-        if dense.shape[1]:
-            val += np.einsum("rd,rcd->rc", dense[a : a + BLOCK_ROWS], dense[safe])
-        val[(cand < 0) | ~(val > MIN_SCORE)] = -np.inf
-        big = np.iinfo(np.int64).max
-        order = np.lexsort((np.where(cand >= 0, cand, big), -val), axis=1)[:, :n]
-        top_i = np.take_along_axis(cand, order, axis=1)
-        top_v = np.take_along_axis(val, order, axis=1)
-        good = np.isfinite(top_v)
-        k = top_i.shape[1]
-        out_idx[a : a + BLOCK_ROWS, :k] = np.where(good, top_i, -1)
-        out_val[a : a + BLOCK_ROWS, :k] = np.where(good, top_v, 0)
+    val[(cand < 0) | ~(val > MIN_SCORE)] = -np.inf
+    order = np.lexsort((np.where(cand >= 0, cand, np.iinfo(np.int64).max), -val), axis=1)[:, :n]
+    top_i = np.take_along_axis(cand, order, axis=1)
+    top_v = np.take_along_axis(val, order, axis=1)
+    good = np.isfinite(top_v)
+    k = top_i.shape[1]
+    out_idx[:, :k] = np.where(good, top_i, -1)
+    out_val[:, :k] = np.where(good, top_v, 0)
     return out_idx, out_val
 
 

@@ -8,60 +8,26 @@ other rows are computed with it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from numba import njit
 
-from training.expansion import expand_dense, rescore_lists
+from training import update_state
+from training.expansion import dense_scores, expand_dense, rank_lists
 from training.kernels import pair_dots
-from training.neighbors import select_top, top_neighbors
+from training.lists import select_lists, top_latent
+from training.neighbors import top_neighbors
+from training.update_state import FirstPass, exhaustive, state_arrays  # noqa: F401 - re-exported
 
 
-#: Latent candidates kept per row beyond the rescored ones, so deletions rarely force a row's
-#: full recomputation in an update.
-RESERVE = 50
 #: Bytes of latent score matrix one block of the first pass may use (float32).
 BLOCK_BYTES = 32 * 1024 * 1024
 #: Query rows and base columns per tile of the latent-score kernel.
 _ROWS, _TILE = 8, 256
-#: The update state a version stores (docs/model-format.md), file stems.
-STATE = ("update_latent", "update_first_indices", "update_first_scores",
-         "update_candidates", "update_candidate_latent")
-
-
-@dataclass
-class FirstPass:
-    """First-pass lists of some rows and, in candidate mode, their latent candidate lists.
-
-    ``candidates`` holds each row's best rows by latent score (descending, ties to the lower
-    row), -1 padded; every row not listed scores lower (or equal and is a higher row) than
-    the last one listed. It has zero columns in exhaustive mode.
-    """
-
-    indices: np.ndarray
-    scores: np.ndarray
-    candidates: np.ndarray
-    latent: np.ndarray
-
-
-def exhaustive(n_rows: int, dims: int, candidates: int) -> bool:
-    """Whether the first pass scores every pair (no latent candidates).
-
-    Parameters
-    ----------
-    n_rows, dims : int
-        Articles and latent dimensions.
-    candidates : int
-        The ``candidates`` training option (0: exhaustive).
-
-    Returns
-    -------
-    bool
-    """
-    return not candidates or dims == 0 or candidates >= n_rows
+#: Rows per block when re-scoring first-pass lists.
+_RESCORE = 2048
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -109,52 +75,14 @@ def latent_dots(q: np.ndarray, base_t: np.ndarray) -> np.ndarray:
     return out
 
 
-def _top_latent(lat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` columns of every row by (score descending, column ascending)."""
-    n = lat.shape[1]
-    part = np.argpartition(lat, n - k, axis=1)[:, n - k:]
-    vals = np.take_along_axis(lat, part, axis=1)
-    cut = vals.min(axis=1)
-    for r in np.flatnonzero(np.count_nonzero(lat >= cut[:, None], axis=1) > k):
-        above = np.flatnonzero(lat[r] > cut[r])  # ties at the cut: the lowest columns
-        part[r] = np.concatenate([above, np.flatnonzero(lat[r] == cut[r])[: k - above.size]])
-        vals[r] = lat[r, part[r]]
-    order = np.lexsort((part, -vals), axis=1)
-    return np.take_along_axis(part, order, axis=1).astype(np.int32), np.take_along_axis(vals, order, axis=1)
-
-
-def select_lists(cand: np.ndarray, total: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's best ``n`` candidates by (score descending, row ascending), above MIN_SCORE.
-
-    Parameters
-    ----------
-    cand : numpy.ndarray of int, shape (rows, c)
-        Candidate rows, -1 for none.
-    total : numpy.ndarray of float32, shape (rows, c)
-        Their scores.
-    n : int
-        List length.
-
-    Returns
-    -------
-    indices : numpy.ndarray of int32, shape (rows, n), -1 padded
-    scores : numpy.ndarray of float32, shape (rows, n), 0 padded
-    """
-    order = np.argsort(np.where(cand >= 0, cand, np.iinfo(np.int32).max), axis=1, kind="stable")
-    cand = np.take_along_axis(cand, order, axis=1)
-    total = np.take_along_axis(total, order, axis=1)
-    total[cand < 0] = -np.inf
-    idx, val = select_top(total, n)  # ties at the cut to the lowest column, here the lowest row
-    return np.where(idx >= 0, np.take_along_axis(cand, np.maximum(idx, 0), axis=1), -1).astype(np.int32), val
-
-
 def _candidate_block(q_sparse, q_dense, sparse, dense_t, self_rows, depth, n_cand, n_first):
     lat = latent_dots(q_dense, dense_t)
     lat[np.arange(len(self_rows)), self_rows] = -np.inf
-    cand, cand_lat = _top_latent(lat, depth)
+    cand, cand_lat = top_latent(lat, depth)
     top = cand[:, :n_cand]
-    total = cand_lat[:, :n_cand] + pair_dots(q_sparse, sparse, top)
-    return (*select_lists(top, total, n_first), cand, cand_lat)
+    top_sparse = pair_dots(q_sparse, sparse, top)
+    total = cand_lat[:, :n_cand] + top_sparse
+    return (*select_lists(top, total, n_first, extra=top_sparse), cand, cand_lat, top_sparse)
 
 
 def compute_first_pass(
@@ -164,7 +92,7 @@ def compute_first_pass(
     """First-pass lists (and update state) of ``rows`` among all articles, deterministically.
 
     Exhaustive mode is :func:`training.neighbors.top_neighbors`. In candidate mode each
-    row's ``candidates`` best rows by latent score (plus :data:`RESERVE` kept as state) are
+    row's ``candidates`` best rows by latent score (plus ``update_state.RESERVE`` kept as state) are
     rescored exactly; both cut-offs break ties to the lower row, and every score is the same
     float for a pair whichever block computes it, so a row's result never depends on the
     other rows asked for (what :func:`update` relies on).
@@ -194,16 +122,19 @@ def compute_first_pass(
         idx, val = top_neighbors(q_sparse, q_dense, sparse, dense, n_first, self_rows=rows,
                                  n_jobs=n_jobs, progress=progress)
         return FirstPass(idx, val, np.zeros((len(rows), 0), np.int32), np.zeros((len(rows), 0), np.float32))
-    depth = min(candidates + RESERVE, n - 1)
+    depth = min(candidates + update_state.RESERVE, n - 1)
     size = max(1, min(4096, BLOCK_BYTES // (4 * n)))
     starts = range(0, len(rows), size)
     dense_t = np.ascontiguousarray(dense.T)
     tasks = (delayed(_candidate_block)(sparse[rows[a:a + size]], dense[rows[a:a + size]], sparse, dense_t,
                                        rows[a:a + size], depth, candidates, n_first) for a in starts)
-    out = FirstPass(np.full((len(rows), n_first), -1, np.int32), np.zeros((len(rows), n_first), np.float32),
-                    np.zeros((len(rows), depth), np.int32), np.zeros((len(rows), depth), np.float32))
+    k = len(rows)
+    out = FirstPass(np.full((k, n_first), -1, np.int32), np.zeros((k, n_first), np.float32),
+                    np.zeros((k, depth), np.int32), np.zeros((k, depth), np.float32),
+                    np.zeros((k, n_first), np.float32), np.zeros((k, min(candidates, depth)), np.float32))
+    arrays = (out.indices, out.scores, out.first_sparse, out.candidates, out.latent, out.candidate_sparse)
     for a, block in zip(starts, Parallel(n_jobs=n_jobs, return_as="generator", prefer="threads")(tasks)):
-        for array, part in zip((out.indices, out.scores, out.candidates, out.latent), block):
+        for array, part in zip(arrays, block):
             array[a:a + len(part)] = part
         if progress is not None:
             progress(len(block[0]))
@@ -235,21 +166,12 @@ def compute_final_lists(
     if not expand_neighbors or dense.shape[1] == 0:
         return first.indices, first.scores, dense
     expanded = expand_dense(dense, first.indices, first.scores, expand_neighbors, expand_alpha)
-    return (*rescore_lists(sparse, expanded, first.indices, neighbors), expanded)
-
-
-def state_arrays(first: FirstPass, dense: np.ndarray) -> dict[str, np.ndarray]:
-    """The update state files of a version (see docs/model-format.md).
-
-    Parameters
-    ----------
-    first : FirstPass
-        Every row's first pass.
-    dense : numpy.ndarray
-        Unexpanded latent vectors.
-
-    Returns
-    -------
-    dict of file stem to array
-    """
-    return dict(zip(STATE, (dense, first.indices, first.scores, first.candidates, first.latent)))
+    safe = np.maximum(first.indices, 0).astype(np.int64)
+    if first.first_sparse is not None:
+        sparse_part = first.first_sparse
+    else:  # exhaustive first pass: the sparse parts were not kept
+        sparse_part = np.zeros(safe.shape, np.float32)
+        for a in range(0, len(safe), _RESCORE):
+            sparse_part[a:a + _RESCORE] = pair_dots(sparse[a:a + _RESCORE], sparse, safe[a:a + _RESCORE])
+    val = sparse_part + dense_scores(expanded, np.arange(len(safe)), first.indices)
+    return (*rank_lists(first.indices, val, neighbors), expanded)

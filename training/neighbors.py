@@ -10,9 +10,7 @@ from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from training.kernels import pair_dots
-
-#: Scores at or below this are float noise between unrelated articles, never neighbours.
-MIN_SCORE = 1e-6
+from training.lists import MIN_SCORE, select_top  # noqa: F401 - re-exported
 #: Bytes of dense score matrix one block may use (float32), bounding memory per worker.
 BLOCK_BYTES = 32 * 1024 * 1024
 
@@ -23,55 +21,6 @@ def _block_size(n_base: int, block_size: int | None) -> int:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         return int(block_size)
     return int(max(16, min(4096, BLOCK_BYTES // (4 * max(n_base, 1)))))
-
-
-def select_top(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pick the ``n`` best columns of every row, best first, ties to the lower column.
-
-    Entries that are not finite or not above ``MIN_SCORE`` are never picked; missing slots are
-    padded with index -1 and score 0.
-
-    Parameters
-    ----------
-    scores : numpy.ndarray, shape (rows, cols)
-        Scores, modified in place (non-positive entries set to -inf).
-    n : int
-        How many columns to keep per row.
-
-    Returns
-    -------
-    indices : numpy.ndarray of int32, shape (rows, n)
-    values : numpy.ndarray of float32, shape (rows, n)
-    """
-    rows, cols = scores.shape
-    out_idx = np.full((rows, n), -1, dtype=np.int32)
-    out_val = np.zeros((rows, n), dtype=np.float32)
-    if rows == 0 or cols == 0 or n == 0:
-        return out_idx, out_val
-    scores[~((scores > MIN_SCORE) & np.isfinite(scores))] = -np.inf
-    m = min(n, cols)
-    if m < cols:
-        part = np.argpartition(-scores, m - 1, axis=1)[:, :m]
-    else:
-        part = np.broadcast_to(np.arange(cols), (rows, cols)).copy()
-    vals = np.take_along_axis(scores, part, axis=1)
-    # Ties at the cut-off: the partition may have taken any of them; take the lowest columns.
-    cut = vals.min(axis=1)
-    finite_cut = np.isfinite(cut)
-    above = (scores > cut[:, None]).sum(axis=1)
-    at = (scores == cut[:, None]).sum(axis=1)
-    for r in np.flatnonzero(finite_cut & (above + at > m)):
-        tied = np.flatnonzero(scores[r] == cut[r])[: m - above[r]]
-        keep = np.concatenate([np.flatnonzero(scores[r] > cut[r]), tied])
-        part[r] = keep
-        vals[r] = scores[r, keep]
-    row_of = np.repeat(np.arange(rows), m)
-    order = np.lexsort((part.ravel(), -vals.ravel(), row_of)).reshape(rows, m)
-    flat_part, flat_vals = part.ravel()[order], vals.ravel()[order]
-    good = np.isfinite(flat_vals)
-    out_idx[:, :m] = np.where(good, flat_part, -1)
-    out_val[:, :m] = np.where(good, flat_vals, 0.0)
-    return out_idx, out_val
 
 
 def block_scores(

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
-import scipy
-import sklearn
 
 from training import model_dir
 from training.duplicates import duplicate_report
-from training.corpus import Article, CorpusError, FieldMap, file_sha256, read_articles
+from training.corpus import CorpusError, FieldMap, file_sha256, read_articles
 from training.expansion import DEFAULT_EXPAND_ALPHA, DEFAULT_EXPAND_NEIGHBORS
 from training.features import ArticleVectorizer
 from training.first_pass import compute_final_lists, compute_first_pass, state_arrays
+from training.rows import Rows, library_versions, read_rows  # noqa: F401 - re-exported
 
 #: Neighbours stored per article by default (above the largest k served).
 DEFAULT_NEIGHBORS = 50
@@ -28,35 +26,6 @@ DEFAULT_NEIGHBORS = 50
 DEFAULT_CANDIDATES = 200
 #: First-pass list length re-ranked after query expansion.
 FIRST_PASS = 50
-
-
-@dataclass
-class Rows:
-    """The per-row data a model version stores, gathered from a corpus in one pass."""
-
-    ids: list[str] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)
-    articles: list[dict[str, Any]] = field(default_factory=list)
-    texts: list[dict[str, Any]] = field(default_factory=list)
-    published: list[float] = field(default_factory=list)
-
-    title_field: str = "title"
-
-    def add(self, article: Article) -> None:
-        """Append one article's vectoriser record, metadata, display text and date."""
-        self.ids.append(article.id)
-        self.records.append({**article.texts, "tags": article.tags})
-        self.articles.append({
-            "id": article.id, "title": article.title, "url": article.url,
-            "published_at": article.published_at, "tags": article.tags, **article.extra,
-        })
-        body = article.texts.get("body")
-        if body is None:
-            body = "\n\n".join(
-                v for k, v in article.texts.items() if k != self.title_field and v
-            )
-        self.texts.append({"id": article.id, "title": article.title, "body": body})
-        self.published.append(np.nan if article.published_ts is None else article.published_ts)
 
 
 @dataclass
@@ -71,38 +40,6 @@ class TrainResult:
     skipped: list[CorpusError]
     timings: dict[str, float]
     duplicates: dict[str, Any]
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and the numeric libraries, recorded in every manifest.
-
-    Returns
-    -------
-    dict of str to str
-    """
-    return {
-        "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-        "scikit-learn": sklearn.__version__, "joblib": joblib.__version__,
-    }
-
-
-def read_rows(articles: Iterable[Article], title_field: str = "title") -> Rows:
-    """Gather a stream of articles into :class:`Rows`.
-
-    Parameters
-    ----------
-    articles : iterable of Article
-    title_field : str
-        The field displayed as the title (left out of the display body).
-
-    Returns
-    -------
-    Rows
-    """
-    rows = Rows(title_field=title_field)
-    for article in articles:
-        rows.add(article)
-    return rows
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,120 @@
+"""Choosing lists from scores with numpy alone: the best n per row, ties to the lower row.
+
+Shared by training and `related update`, so both cut every list the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Scores at or below this are float noise between unrelated articles, never neighbours.
+MIN_SCORE = 1e-6
+
+
+def select_top(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pick the ``n`` best columns of every row, best first, ties to the lower column.
+
+    Entries that are not finite or not above ``MIN_SCORE`` are never picked; missing slots are
+    padded with index -1 and score 0.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray, shape (rows, cols)
+        Scores, modified in place (non-positive entries set to -inf).
+    n : int
+        How many columns to keep per row.
+
+    Returns
+    -------
+    indices : numpy.ndarray of int32, shape (rows, n)
+    values : numpy.ndarray of float32, shape (rows, n)
+    """
+    rows, cols = scores.shape
+    out_idx = np.full((rows, n), -1, dtype=np.int32)
+    out_val = np.zeros((rows, n), dtype=np.float32)
+    if rows == 0 or cols == 0 or n == 0:
+        return out_idx, out_val
+    scores[~((scores > MIN_SCORE) & np.isfinite(scores))] = -np.inf
+    m = min(n, cols)
+    if m < cols:
+        part = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+    else:
+        part = np.broadcast_to(np.arange(cols), (rows, cols)).copy()
+    vals = np.take_along_axis(scores, part, axis=1)
+    # Ties at the cut-off: the partition may have taken any of them; take the lowest columns.
+    cut = vals.min(axis=1)
+    finite_cut = np.isfinite(cut)
+    above = (scores > cut[:, None]).sum(axis=1)
+    at = (scores == cut[:, None]).sum(axis=1)
+    for r in np.flatnonzero(finite_cut & (above + at > m)):
+        tied = np.flatnonzero(scores[r] == cut[r])[: m - above[r]]
+        keep = np.concatenate([np.flatnonzero(scores[r] > cut[r]), tied])
+        part[r] = keep
+        vals[r] = scores[r, keep]
+    row_of = np.repeat(np.arange(rows), m)
+    order = np.lexsort((part.ravel(), -vals.ravel(), row_of)).reshape(rows, m)
+    flat_part, flat_vals = part.ravel()[order], vals.ravel()[order]
+    good = np.isfinite(flat_vals)
+    out_idx[:, :m] = np.where(good, flat_part, -1)
+    out_val[:, :m] = np.where(good, flat_vals, 0.0)
+    return out_idx, out_val
+
+
+def top_latent(lat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` columns of every row by (score descending, column ascending).
+
+    Parameters
+    ----------
+    lat : numpy.ndarray, shape (rows, n)
+    k : int
+
+    Returns
+    -------
+    columns : numpy.ndarray of int32, shape (rows, k)
+    scores : numpy.ndarray, shape (rows, k)
+    """
+    n = lat.shape[1]
+    part = np.argpartition(lat, n - k, axis=1)[:, n - k:]
+    vals = np.take_along_axis(lat, part, axis=1)
+    cut = vals.min(axis=1)
+    for r in np.flatnonzero(np.count_nonzero(lat >= cut[:, None], axis=1) > k):
+        above = np.flatnonzero(lat[r] > cut[r])  # ties at the cut: the lowest columns
+        part[r] = np.concatenate([above, np.flatnonzero(lat[r] == cut[r])[: k - above.size]])
+        vals[r] = lat[r, part[r]]
+    order = np.lexsort((part, -vals), axis=1)
+    return np.take_along_axis(part, order, axis=1).astype(np.int32), np.take_along_axis(vals, order, axis=1)
+
+
+def select_lists(
+    cand: np.ndarray, total: np.ndarray, n: int, extra: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
+    """Each row's best ``n`` candidates by (score descending, row ascending), above MIN_SCORE.
+
+    Parameters
+    ----------
+    cand : numpy.ndarray of int, shape (rows, c)
+        Candidate rows, -1 for none.
+    total : numpy.ndarray of float32, shape (rows, c)
+        Their scores.
+    n : int
+        List length.
+    extra : numpy.ndarray of float32, shape (rows, c), optional
+        A value per candidate carried along (the sparse part of its score).
+
+    Returns
+    -------
+    indices : numpy.ndarray of int32, shape (rows, n), -1 padded
+    scores : numpy.ndarray of float32, shape (rows, n), 0 padded
+    extra : numpy.ndarray of float32, shape (rows, n), 0 padded (only when given)
+    """
+    order = np.argsort(np.where(cand >= 0, cand, np.iinfo(np.int32).max), axis=1, kind="stable")
+    cand = np.take_along_axis(cand, order, axis=1)
+    total = np.take_along_axis(total, order, axis=1)
+    total[cand < 0] = -np.inf
+    idx, val = select_top(total, n)  # ties at the cut to the lowest column, here the lowest row
+    safe = np.maximum(idx, 0)
+    out = (np.where(idx >= 0, np.take_along_axis(cand, safe, axis=1), -1).astype(np.int32), val)
+    if extra is None:
+        return out
+    carried = np.take_along_axis(np.take_along_axis(extra, order, axis=1), safe, axis=1)
+    return (*out, np.where(idx >= 0, carried, 0).astype(np.float32))

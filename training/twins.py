@@ -1,0 +1,141 @@
+"""Numpy twins of the compiled kernels: the same float32 scores, without numba or scipy.
+
+`related update` scores a few rows; importing numba and scipy would cost more than that work.
+Each twin repeats its kernel's float operations in the kernel's order (float32 products,
+added one by one from 0), so its results are the kernel's bit for bit (tests/test_twins.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Base columns per block of :func:`latent_dots` (keeps the accumulator in cache).
+_COLUMNS = 1024
+#: Floats of the dense rows one block of :func:`pair_dots` scatters.
+_DENSE = 1 << 22
+
+
+def latent_dots(q: np.ndarray, base_t: np.ndarray) -> np.ndarray:
+    """``q @ base_t`` as :func:`training.first_pass.latent_dots` computes it.
+
+    Each score is summed in float32 from 0 over the dimensions in order.
+
+    Parameters
+    ----------
+    q : numpy.ndarray of float32, shape (a, d)
+    base_t : numpy.ndarray of float32, shape (d, b)
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (a, b)
+    """
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    base_t = np.asarray(base_t, dtype=np.float32)
+    rows, dims = q.shape
+    n = base_t.shape[1]
+    out = np.empty((rows, n), dtype=np.float32)
+    tmp = np.empty((rows, min(_COLUMNS, n)), dtype=np.float32)
+    for j0 in range(0, n, _COLUMNS):
+        m = min(_COLUMNS, n - j0)
+        acc = np.zeros((rows, m), dtype=np.float32)
+        part = tmp[:, :m]
+        for k in range(dims):
+            np.multiply(q[:, k : k + 1], base_t[k, j0 : j0 + m], out=part)
+            acc += part
+        out[:, j0 : j0 + m] = acc
+    return out
+
+
+def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: np.ndarray, b: np.ndarray,
+              n_features: int) -> np.ndarray:
+    """Sparse dot products ``x_a[p] . x_b[p]`` as :func:`training.kernels.pair_dots` computes them.
+
+    The kernel adds float32 products over the columns the two rows share, from 0, in
+    ascending column order (other columns add exact zeros), which is symmetric in the pair.
+
+    Parameters
+    ----------
+    indptr, indices, data : the CSR arrays of the vectors (rows with sorted columns)
+    a, b : numpy.ndarray of int, shape (p,)
+        The rows of each pair (-1 in ``b``: score 0).
+    n_features : int
+        Columns of the vectors.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (p,)
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    out = np.zeros(len(a), dtype=np.float32)
+    live = np.flatnonzero((a >= 0) & (b >= 0))
+    if not live.size:
+        return out
+    live = live[np.argsort(a[live], kind="stable")]  # pairs grouped by their row a
+    starts = np.flatnonzero(np.r_[True, a[live][1:] != a[live][:-1]])
+    per_block = max(1, _DENSE // max(n_features, 1))  # rows a scattered densely at once
+    for c in range(0, len(starts), per_block):
+        stop = starts[c + per_block] if c + per_block < len(starts) else live.size
+        pairs = live[starts[c]:stop]
+        _pair_block(indptr, indices, data, a, b, pairs, indptr[b[pairs] + 1] - indptr[b[pairs]], n_features, out)
+    return out
+
+
+def _pair_block(indptr, indices, data, a, b, pairs, lengths, n_features, out) -> None:
+    rows_a, local = np.unique(a[pairs], return_inverse=True)
+    dense = np.zeros((len(rows_a), n_features), dtype=np.float32)
+    a_len = indptr[rows_a + 1] - indptr[rows_a]
+    a_pos = np.repeat(indptr[rows_a] - np.cumsum(a_len) + a_len, a_len) + np.arange(a_len.sum())
+    dense[np.repeat(np.arange(len(rows_a)), a_len), indices[a_pos]] = data[a_pos]
+    total = int(lengths.sum())
+    pair_of = np.repeat(np.arange(len(pairs)), lengths)
+    pos = np.repeat(indptr[b[pairs]] - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    prod = data[pos] * dense[local[pair_of], indices[pos]]
+    hit = prod != 0  # a shared column (the data are positive): zeros add nothing to the sum
+    pair_of, prod = pair_of[hit], prod[hit]
+    if not prod.size:
+        return
+    counts = np.bincount(pair_of, minlength=len(pairs))
+    first = np.cumsum(counts) - counts
+    padded = np.zeros((len(pairs), int(counts.max())), dtype=np.float32)
+    padded[pair_of, np.arange(prod.size) - first[pair_of]] = prod  # in ascending column order
+    out[pairs] = np.cumsum(padded, axis=1)[:, -1]  # float32, one addition after another
+
+
+def sparse_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
+                n_features: int) -> np.ndarray:
+    """Sparse dot products of ``rows`` with every row, as the kernel computes each pair.
+
+    Column by column of each query row (ascending), its product with every row holding that
+    column is added to that pair's float32 sum: the kernel's order for every pair.
+
+    Parameters
+    ----------
+    indptr, indices, data : the CSR arrays of the vectors (rows with sorted columns)
+    rows : numpy.ndarray of int, shape (r,)
+    n_features : int
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (r, n)
+    """
+    n = len(indptr) - 1
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.zeros((len(rows), n), dtype=np.float32)
+    if not rows.size or not data.size:
+        return out
+    by_col = np.argsort(indices, kind="stable")  # the transpose: each column's rows, ascending
+    col_rows = np.repeat(np.arange(n), np.diff(indptr))[by_col]
+    col_data = data[by_col]
+    col_ptr = np.zeros(n_features + 1, dtype=np.int64)
+    np.cumsum(np.bincount(indices, minlength=n_features), out=col_ptr[1:])
+    q_len = indptr[rows + 1] - indptr[rows]
+    for p in range(int(q_len.max())):
+        who = np.flatnonzero(q_len > p)
+        entry = indptr[rows[who]] + p
+        cols, vals = indices[entry], data[entry]
+        seg = col_ptr[cols + 1] - col_ptr[cols]
+        pos = np.repeat(col_ptr[cols] - np.cumsum(seg) + seg, seg) + np.arange(int(seg.sum()))
+        # one column per query row here, so no pair appears twice in this addition
+        out[np.repeat(who, seg), col_rows[pos]] += np.repeat(vals, seg) * col_data[pos]
+    return out

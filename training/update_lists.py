@@ -1,0 +1,298 @@
+"""`related update`'s list arithmetic in numpy: patch the stored first passes, re-rank what changed.
+
+Every score is computed by the numpy twins of training's kernels (training.twins), and every
+list is cut by the same functions as in training (training.lists, training.expansion), so
+a patched row equals the row a full `train --features-from` computes, bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from training import twins, update_state
+from training.expansion import dense_scores, expand_dense, rank_lists
+from training.lists import MIN_SCORE, select_lists, top_latent
+from training.update_state import FirstPass
+
+_NONE = np.iinfo(np.uint64).max
+
+
+@dataclass
+class Vectors:
+    """The updated corpus's vectors: CSR arrays of the sparse part and the unexpanded latent part."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    dense: np.ndarray
+    n_features: int
+
+    def pair_dots(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Sparse parts of the scores of the pairs ``(a[p], b[p])``."""
+        return twins.pair_dots(self.indptr, self.indices, self.data, a, b, self.n_features)
+
+
+def _order_keys(lat: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """uint64 keys sorting entries by (latent score descending, row ascending)."""
+    bits = np.ascontiguousarray(lat, dtype=np.float32).view(np.uint32)
+    ascending = np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
+    return ((~ascending).astype(np.uint64) << np.uint64(32)) | rows.astype(np.uint64)
+
+
+def first_pass_rows(vec: Vectors, rows: np.ndarray, lat: np.ndarray, n_first: int, candidates: int) -> FirstPass:
+    """The first pass of ``rows`` from their latent scores to every row, as training computes it.
+
+    Parameters
+    ----------
+    vec : Vectors
+    rows : numpy.ndarray of int, shape (r,)
+    lat : numpy.ndarray of float32, shape (r, n)
+        Their latent scores (twins.latent_dots); the own column is set to -inf here.
+    n_first, candidates : int
+        First-pass length and candidates rescored.
+
+    Returns
+    -------
+    FirstPass
+    """
+    n = lat.shape[1]
+    depth = min(candidates + update_state.RESERVE, n - 1)
+    lat[np.arange(len(rows)), rows] = -np.inf
+    cand, cand_lat = top_latent(lat, depth)
+    top = cand[:, :candidates]
+    top_sparse = vec.pair_dots(np.repeat(rows, top.shape[1]), top.ravel()).reshape(top.shape)
+    idx, val, first_sparse = select_lists(top, cand_lat[:, :candidates] + top_sparse, n_first, extra=top_sparse)
+    return FirstPass(idx, val, cand, cand_lat, first_sparse, top_sparse)
+
+
+def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed: np.ndarray, vec: Vectors,
+                     n_first: int, candidates: int) -> tuple[FirstPass, dict[str, int], np.ndarray]:
+    """Every row's first pass from the parent's state: merged where that is exact, else recomputed.
+
+    A kept row's stored candidates lose the rows that left and gain the changed rows whose
+    latent score beats the last stored one; when its top ``candidates`` are unchanged its
+    first pass is kept, otherwise it is chosen again from stored and new score parts. A
+    row whose candidates cannot be decided from the state (a tie with the last stored
+    entry, or too few left), and every changed row, is recomputed.
+
+    Parameters
+    ----------
+    state : dict of file stem to array
+        The parent's update state (training.update_state.STATE).
+    map_old : numpy.ndarray of int, shape (n_old,)
+        Parent row -> new row of its unchanged vector, -1 when it left (deleted, re-vectorised).
+    changed : numpy.ndarray of int
+        New rows with new vectors, ascending.
+    vec : Vectors
+    n_first, candidates : int
+
+    Returns
+    -------
+    first : FirstPass
+        Every row's first pass.
+    counts : dict
+        Rows ``kept``, ``patched`` and ``recomputed`` (of which ``undecided``: kept rows
+        whose candidates the state could not decide).
+    lat_changed : numpy.ndarray of float32, shape (len(changed), n)
+        The changed rows' latent scores.
+    """
+    n = vec.dense.shape[0]
+    depth = min(candidates + update_state.RESERVE, n - 1)
+    kept_old = np.flatnonzero(map_old >= 0)
+    kept = map_old[kept_old]
+    dense_t = np.ascontiguousarray(vec.dense.T)
+    lat_changed = twins.latent_dots(vec.dense[changed], dense_t)
+    cand = np.asarray(state["update_candidates"][kept_old], dtype=np.int64)
+    lat = np.asarray(state["update_candidate_latent"][kept_old], dtype=np.float32)
+    csp = np.asarray(state["update_candidate_sparse"][kept_old], dtype=np.float32)
+    width = cand.shape[1]
+    mapped = np.where(cand >= 0, map_old[np.maximum(cand, 0)], -1)
+    stored = (cand >= 0).sum(axis=1)
+    floor = np.where((stored > 0) & (stored < len(map_old) - 1),
+                     lat[np.arange(len(kept)), np.maximum(stored - 1, 0)], -np.inf).astype(np.float32)
+    t_lat = lat_changed[:, kept].T  # latent scores are symmetric: lat(i, t) = lat(t, i)
+    enter = t_lat > floor[:, None]
+    tie = (t_lat == floor[:, None]).any(axis=1)
+    dead = (cand >= 0) & (mapped < 0)
+    touched = np.flatnonzero(dead.any(axis=1) | enter.any(axis=1))
+
+    out = FirstPass(np.full((n, n_first), -1, np.int32), np.zeros((n, n_first), np.float32),
+                    np.full((n, depth), -1, np.int32), np.zeros((n, depth), np.float32),
+                    np.zeros((n, n_first), np.float32), np.zeros((n, min(candidates, depth)), np.float32))
+    w = min(width, depth)
+    out.candidates[kept, :w], out.latent[kept, :w] = mapped[:, :w], lat[:, :w]
+    c = min(csp.shape[1], out.candidate_sparse.shape[1])
+    out.candidate_sparse[kept, :c] = csp[:, :c]
+    old_first = np.asarray(state["update_first_indices"][kept_old], dtype=np.int64)
+    out.indices[kept] = np.where(old_first >= 0, map_old[np.maximum(old_first, 0)], -1)
+    out.scores[kept] = state["update_first_scores"][kept_old]
+    out.first_sparse[kept] = state["update_first_sparse"][kept_old]
+    status = np.zeros(len(kept), np.int8)
+
+    if touched.size:
+        # merge: the stored entries still there and the entrants, by (latent desc, row asc)
+        n_enter = enter[touched].sum(axis=1)
+        e_max = int(n_enter.max())
+        pick = np.argsort(~enter[touched], axis=1, kind="stable")[:, :e_max]
+        e_ok = np.take_along_axis(enter[touched], pick, axis=1)
+        e_rows, e_lat = changed[pick], np.take_along_axis(t_lat[touched], pick, axis=1)
+        keys = np.concatenate([
+            np.where(mapped[touched] >= 0, _order_keys(lat[touched], np.maximum(mapped[touched], 0)), _NONE),
+            np.where(e_ok, _order_keys(e_lat, e_rows), _NONE)], axis=1)
+        rows_all = np.concatenate([mapped[touched], e_rows], axis=1)
+        lat_all = np.concatenate([lat[touched], e_lat], axis=1)
+        order_all = np.argsort(keys, axis=1)
+        order = order_all[:, :depth]
+        valid = np.take_along_axis(keys, order, axis=1) != _NONE
+        new_rows = np.where(valid, np.take_along_axis(rows_all, order, axis=1), -1)
+        new_lat = np.where(valid, np.take_along_axis(lat_all, order, axis=1), 0).astype(np.float32)
+        length = valid.sum(axis=1)
+        k = min(candidates, depth)
+        same = (new_rows[:, :k] == np.where(np.arange(k) < stored[touched, None], mapped[touched, :k], -1)).all(axis=1)
+        status[touched] = np.where(tie[touched] | (length < k), 2, np.where(same, 0, 1))
+
+        decided = np.flatnonzero(status[touched] != 2)  # the merged list is exact: it is the new state
+        out.candidates[kept[touched[decided]]] = new_rows[decided]
+        out.latent[kept[touched[decided]]] = new_lat[decided]
+        moved = np.flatnonzero(status[touched] == 1)
+        rows_m = touched[moved]
+        top, src = new_rows[moved, :k], order[moved, :k]
+        c0 = csp.shape[1]
+        known = src < c0  # an entry of the stored top: its sparse part is stored
+        top_sparse = np.where(known, np.take_along_axis(csp[rows_m], np.minimum(src, c0 - 1), axis=1), 0)
+        need = np.nonzero(~known & (top >= 0))
+        top_sparse[need] = vec.pair_dots(kept[rows_m][need[0]], top[need])
+        top_sparse = top_sparse.astype(np.float32)
+        out.candidate_sparse[kept[rows_m]] = top_sparse
+        # stored top entries that left the top (pushed below it by entrants, or gone)
+        rank = np.empty_like(order_all[moved])
+        np.put_along_axis(rank, order_all[moved], np.arange(order_all.shape[1]), axis=1)
+        left = (rank[:, :c0] >= k) & (mapped[rows_m, :c0] >= 0)
+        n_left = left.sum(axis=1)
+        pushed = np.full((len(moved), max(1, int(n_left.max()))), -2, np.int64)
+        r_i, c_i = np.nonzero(left)
+        pushed[r_i, np.arange(r_i.size) - (np.cumsum(n_left) - n_left)[r_i]] = mapped[rows_m, :c0][left]
+        first_raw = np.asarray(state["update_first_indices"][kept_old[rows_m]])
+        gone = ((first_raw >= 0) & (out.indices[kept[rows_m]] < 0)).any(axis=1)
+        _patch_first(out, kept[rows_m], top, new_lat[moved, :k] + top_sparse, top_sparse, ~known, pushed, gone,
+                     n_first)
+
+    redo_kept = kept[status == 2]
+    redo = np.union1d(redo_kept, changed).astype(np.int64)
+    if redo.size:
+        lat_redo = np.empty((len(redo), n), np.float32)
+        is_changed = np.isin(redo, changed)
+        lat_redo[is_changed] = lat_changed[np.searchsorted(changed, redo[is_changed])]
+        if (~is_changed).any():
+            lat_redo[~is_changed] = twins.latent_dots(vec.dense[redo[~is_changed]], dense_t)
+        again = first_pass_rows(vec, redo, lat_redo, n_first, candidates)
+        for name in ("indices", "scores", "candidates", "latent", "first_sparse", "candidate_sparse"):
+            getattr(out, name)[redo] = getattr(again, name)
+    counts = {"kept": int((status == 0).sum()), "patched": int((status == 1).sum()), "recomputed": int(redo.size),
+              "undecided": int(redo_kept.size)}
+    return out, counts, lat_changed
+
+
+def _patch_first(out: FirstPass, rows: np.ndarray, top: np.ndarray, total: np.ndarray, top_sparse: np.ndarray,
+                 fresh: np.ndarray, pushed: np.ndarray, gone: np.ndarray, n_first: int) -> None:
+    """New first passes of ``rows``, whose top candidates changed, written into ``out``.
+
+    A first pass that lost a member (gone, or pushed out of the top) is chosen again from
+    the whole top; otherwise it stays the best of the old top, and only the fresh entries
+    that beat its last member (or fill it) join: the same list, fewer entries ranked.
+    """
+    f_idx, f_val, f_sp = out.indices[rows], out.scores[rows], out.first_sparse[rows]
+    lost = gone | ((pushed[:, None, :] == f_idx[:, :, None]) & (f_idx >= 0)[:, :, None]).any(axis=(1, 2))
+    full = np.flatnonzero(lost)
+    if full.size:
+        picked = select_lists(top[full], total[full].copy(), n_first, extra=top_sparse[full])
+        out.indices[rows[full]], out.scores[rows[full]], out.first_sparse[rows[full]] = picked
+    rest = np.flatnonzero(~lost)
+    count = (f_idx[rest] >= 0).sum(axis=1)
+    last = np.maximum(count - 1, 0)[:, None]
+    last_val = np.take_along_axis(f_val[rest], last, axis=1)
+    last_idx = np.take_along_axis(f_idx[rest], last, axis=1)
+    t, v = top[rest], total[rest]
+    enter = fresh[rest] & (t >= 0) & (v > MIN_SCORE) & np.isfinite(v) & (
+        (count[:, None] < n_first) | (v > last_val) | ((v == last_val) & (t < last_idx)))
+    grow = np.flatnonzero(enter.any(axis=1))
+    if grow.size:
+        g = rest[grow]
+        picked = select_lists(np.concatenate([f_idx[g], np.where(enter[grow], t[grow], -1)], axis=1),
+                              np.concatenate([f_val[g], v[grow]], axis=1), n_first,
+                              extra=np.concatenate([f_sp[g], top_sparse[g]], axis=1))
+        out.indices[rows[g]], out.scores[rows[g]], out.first_sparse[rows[g]] = picked
+
+
+def patch_final_lists(first: FirstPass, old_first: FirstPass, old_lists: tuple[np.ndarray, np.ndarray],
+                      old_expanded: np.ndarray, map_old: np.ndarray, changed: np.ndarray, vec: Vectors,
+                      neighbors: int, expand_neighbors: int, expand_alpha: float,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The stored lists and expanded vectors: recomputed for the rows whose inputs changed.
+
+    A row's expanded vector changes with its own vector or its first ``m`` first-pass
+    entries (rows, scores or vectors); its list changes with its first pass or the expanded
+    vector of itself or of a first-pass member. Other rows keep the parent's.
+
+    Parameters
+    ----------
+    first : FirstPass
+        Every new row's first pass (:func:`patch_first_pass`).
+    old_first : FirstPass
+        The parent's first-pass indices and scores, in parent rows.
+    old_lists : (indices, scores)
+        The parent's stored lists, in parent rows.
+    old_expanded : numpy.ndarray
+        The parent's stored (expanded) latent vectors.
+    map_old, changed : as for :func:`patch_first_pass`
+    vec : Vectors
+    neighbors, expand_neighbors, expand_alpha : the model's parameters
+
+    Returns
+    -------
+    indices, scores : numpy.ndarray, shape (n, neighbors)
+    expanded : numpy.ndarray of float32, shape (n, d)
+    reranked : int
+        Rows whose list was computed again.
+    """
+    n = vec.dense.shape[0]
+    if not expand_neighbors or vec.dense.shape[1] == 0:
+        return first.indices, first.scores, vec.dense, n
+    m = expand_neighbors
+    kept_old = np.flatnonzero(map_old >= 0)
+    kept = map_old[kept_old]
+    prev_idx = np.full(first.indices.shape, -2, np.int64)  # -2: no parent row, differs from anything
+    prev_val = np.full(first.scores.shape, np.nan, np.float32)
+    old_idx = np.asarray(old_first.indices[kept_old], dtype=np.int64)
+    prev_idx[kept] = np.where(old_idx >= 0, map_old[np.maximum(old_idx, 0)], -1)
+    prev_val[kept] = old_first.scores[kept_old]
+    differs = (first.indices != prev_idx) | (first.scores != prev_val)
+    is_changed = np.zeros(n + 1, bool)  # index -1 (padding) reads the last, False entry
+    is_changed[changed] = True
+    top_m = first.indices[:, :m]
+    expand = np.flatnonzero(differs[:, :m].any(axis=1) | is_changed[:n] | is_changed[top_m].any(axis=1))
+    expanded = np.empty(vec.dense.shape, np.float32)
+    expanded[kept] = old_expanded[kept_old]
+    expanded[expand] = expand_dense(vec.dense, first.indices[expand], first.scores[expand], m, expand_alpha,
+                                    rows=expand)
+    moved = np.zeros(n + 1, bool)
+    moved[expand] = True
+    rerank = np.flatnonzero(differs.any(axis=1) | moved[:n] | moved[first.indices].any(axis=1))
+    indices = np.full((n, neighbors), -1, np.int32)
+    scores = np.zeros((n, neighbors), np.float32)
+    old_i, old_s = old_lists
+    keep = np.ones(n, bool)
+    keep[rerank] = False
+    keep_new = np.flatnonzero(keep)
+    from_old = np.full(n, -1, np.int64)
+    from_old[kept] = kept_old
+    src = from_old[keep_new]
+    prev = np.asarray(old_i[src], dtype=np.int64)
+    indices[keep_new] = np.where(prev >= 0, map_old[np.maximum(prev, 0)], -1)
+    scores[keep_new] = old_s[src]
+    cand = first.indices[rerank]
+    val = first.first_sparse[rerank] + dense_scores(expanded, rerank, cand)
+    indices[rerank], scores[rerank] = rank_lists(cand, val, neighbors)
+    return indices, scores, expanded, int(rerank.size)
