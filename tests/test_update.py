@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from tests.fixtures.planted import random_words, write_jsonl
 from training import model_dir
-from training import update_state
+from training import update_lists, update_state
 from training.cli import main
 from training.first_pass import compute_first_pass, latent_dots
 from training.pipeline import train
@@ -61,9 +61,19 @@ def fit(tmp_path, records, name="models", **options):
 def assert_same_version(a, b):
     """Two versions hold the same rows, lists, vectors and display files."""
     for name in ("article_ids", "neighbors_indices", "published", "vectors_dense", "vectors_sparse_data",
-                 "update_first_indices", "update_first_scores"):
+                 "update_first_indices", "update_first_scores", "update_first_sparse"):
         x, y = model_dir.load_array(a, name), model_dir.load_array(b, name)
         assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), name
+    # the update state: each row's candidates are a prefix of the recomputation's (updates may
+    # leave shorter lists), with the same latent scores and sparse parts
+    cand_a, cand_b = model_dir.load_array(a, "update_candidates"), model_dir.load_array(b, "update_candidates")
+    if cand_b.shape[1]:
+        held = cand_a >= 0
+        assert np.array_equal(np.where(held, cand_a, -1), np.where(held, cand_b, -1))
+        for name in ("update_candidate_latent", "update_candidate_sparse"):
+            x, y = model_dir.load_array(a, name), model_dir.load_array(b, name)
+            w = x.shape[1]
+            assert np.array_equal(np.where(held[:, :w], x, 0), np.where(held[:, :w], y[:, :w], 0)), name
     scores_a, scores_b = model_dir.load_array(a, "neighbors_scores"), model_dir.load_array(b, "neighbors_scores")
     assert np.abs(scores_a - scores_b).max(initial=0) <= 1e-5
     for name in ("articles.jsonl", "texts.jsonl"):
@@ -180,20 +190,24 @@ def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_re
     assert_same_version(again.path, full2.path)
 
 
-def test_every_update_path_is_exercised(tmp_path, small_reserve):
+def test_every_update_path_is_exercised(tmp_path, small_reserve, monkeypatch):
+    tied = []  # merges where an entrant ties a stored entry's latent score (rows compared)
+    order_keys = update_lists._order_keys
+    monkeypatch.setattr(update_lists, "_order_keys", lambda lat, rows: tied.append(1) or order_keys(lat, rows))
     rng = np.random.default_rng(5)
     records = [article(f"t{t}-{i}", t, rng) for i in range(30) for t in range(TOPICS)]
     records += [{**records[i], "id": f"dup{i}"} for i in range(0, 120, 7)]  # exact ties
     delta = [{"id": f"t0-{i}", "deleted": True} for i in range(14)]  # drains topic 0's candidates
     delta += [{**records[i], "id": f"copy{i}"} for i in range(1, 120, 5)] + [article("t1-4", 2, rng)]
+    delta += [{**records[61], "id": records[2]["id"]}]  # an early row edited into a later one's twin
     # first-pass lists (4) shorter than the candidates (10), so some survive a changed top
     result, full = updated_and_recomputed(tmp_path, records, delta, neighbors=4, candidates=10,
                                           expand_neighbors=0)
     rows = result.rows
-    assert rows["kept"] > 0 and rows["patched"] > 0 and rows["undecided"] > 0
-    changed = len(delta) - 14  # 24 copies added, t1-4 edited into another topic
+    assert rows["kept"] > 0 and rows["patched"] > 0 and rows["undecided"] > 0 and tied
+    changed = len(delta) - 14  # 24 copies added, t1-4 and t2-0 edited
     assert rows["recomputed"] == rows["undecided"] + changed
-    assert rows["kept"] + rows["patched"] + rows["undecided"] == len(records) - 14 - 1  # every other row
+    assert rows["kept"] + rows["patched"] + rows["undecided"] == len(records) - 14 - 2  # every other row
     assert_same_version(result.path, full.path)
 
 

@@ -104,6 +104,12 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
     kept = map_old[kept_old]
     dense_t = np.ascontiguousarray(vec.dense.T)
     lat_changed = twins.latent_dots(vec.dense[changed], dense_t)
+    t_lat = lat_changed[:, kept].T  # latent scores are symmetric: lat(i, t) = lat(t, i)
+    fresh = first_pass_rows(vec, changed, lat_changed, n_first, candidates)  # sets own scores to -inf
+    # their rescored pairs, by key (changed row's rank) * n + other row: sparse parts are symmetric too
+    fresh_keys = (np.arange(len(changed))[:, None] * n + fresh.candidates[:, :fresh.candidate_sparse.shape[1]]).ravel()
+    fresh_order = np.argsort(fresh_keys)
+    fresh_keys, fresh_sparse = fresh_keys[fresh_order], fresh.candidate_sparse.ravel()[fresh_order]
     cand = np.asarray(state["update_candidates"][kept_old], dtype=np.int64)
     lat = np.asarray(state["update_candidate_latent"][kept_old], dtype=np.float32)
     csp = np.asarray(state["update_candidate_sparse"][kept_old], dtype=np.float32)
@@ -112,7 +118,6 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
     stored = (cand >= 0).sum(axis=1)
     floor = np.where((stored > 0) & (stored < len(map_old) - 1),
                      lat[np.arange(len(kept)), np.maximum(stored - 1, 0)], -np.inf).astype(np.float32)
-    t_lat = lat_changed[:, kept].T  # latent scores are symmetric: lat(i, t) = lat(t, i)
     enter = t_lat > floor[:, None]
     tie = (t_lat == floor[:, None]).any(axis=1)
     dead = (cand >= 0) & (mapped < 0)
@@ -133,24 +138,30 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
 
     if touched.size:
         # merge: the stored entries still there and the entrants, by (latent desc, row asc)
-        n_enter = enter[touched].sum(axis=1)
-        e_max = int(n_enter.max())
-        pick = np.argsort(~enter[touched], axis=1, kind="stable")[:, :e_max]
-        e_ok = np.take_along_axis(enter[touched], pick, axis=1)
-        e_rows, e_lat = changed[pick], np.take_along_axis(t_lat[touched], pick, axis=1)
-        keys = np.concatenate([
-            np.where(mapped[touched] >= 0, _order_keys(lat[touched], np.maximum(mapped[touched], 0)), _NONE),
-            np.where(e_ok, _order_keys(e_lat, e_rows), _NONE)], axis=1)
-        rows_all = np.concatenate([mapped[touched], e_rows], axis=1)
+        ent = enter[touched]
+        pick = np.argsort(~ent, axis=1, kind="stable")[:, : int(ent.sum(axis=1).max())]
+        e_ok = np.take_along_axis(ent, pick, axis=1)
+        e_rows = np.where(e_ok, changed[pick], -1)
+        e_lat = np.take_along_axis(t_lat[touched], pick, axis=1)
+        rows_all = np.concatenate([mapped[touched], e_rows], axis=1)  # -1: gone, or not an entrant
         lat_all = np.concatenate([lat[touched], e_lat], axis=1)
-        order_all = np.argsort(keys, axis=1)
+        neg = np.where(rows_all >= 0, -lat_all, np.inf).astype(np.float32)
+        # stable: equal scores keep the stored order (row asc), then the entrants' (row asc) ...
+        order_all = np.argsort(neg, axis=1, kind="stable")
+        ranked = np.take_along_axis(neg, order_all, axis=1)
+        entrant = order_all >= width
+        mixed = ((ranked[:, 1:] == ranked[:, :-1]) & (entrant[:, 1:] != entrant[:, :-1])
+                 & np.isfinite(ranked[:, 1:])).any(axis=1)
+        for r in np.flatnonzero(mixed):  # ... but a stored entry tied with an entrant: compare rows
+            ok = rows_all[r] >= 0
+            keys = np.where(ok, _order_keys(lat_all[r], np.maximum(rows_all[r], 0)), _NONE)
+            order_all[r] = np.argsort(keys, kind="stable")
         order = order_all[:, :depth]
-        valid = np.take_along_axis(keys, order, axis=1) != _NONE
-        new_rows = np.where(valid, np.take_along_axis(rows_all, order, axis=1), -1)
-        new_lat = np.where(valid, np.take_along_axis(lat_all, order, axis=1), 0).astype(np.float32)
-        length = valid.sum(axis=1)
+        new_rows = np.take_along_axis(rows_all, order, axis=1).astype(np.int32)
+        new_lat = np.where(new_rows >= 0, np.take_along_axis(lat_all, order, axis=1), 0).astype(np.float32)
+        length = (new_rows >= 0).sum(axis=1)
         k = min(candidates, depth)
-        same = (new_rows[:, :k] == np.where(np.arange(k) < stored[touched, None], mapped[touched, :k], -1)).all(axis=1)
+        same = (order[:, :k] == np.arange(k)).all(axis=1)  # the stored top, all still there, in place
         status[touched] = np.where(tie[touched] | (length < k), 2, np.where(same, 0, 1))
 
         decided = np.flatnonzero(status[touched] != 2)  # the merged list is exact: it is the new state
@@ -163,16 +174,26 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
         known = src < c0  # an entry of the stored top: its sparse part is stored
         top_sparse = np.where(known, np.take_along_axis(csp[rows_m], np.minimum(src, c0 - 1), axis=1), 0)
         need = np.nonzero(~known & (top >= 0))
-        top_sparse[need] = vec.pair_dots(kept[rows_m][need[0]], top[need])
+        a, b = kept[rows_m][need[0]], top[need]
+        values = np.zeros(len(a), np.float32)
+        rank = np.searchsorted(changed, b)
+        is_fresh = rank < len(changed)
+        is_fresh[is_fresh] = changed[rank[is_fresh]] == b[is_fresh]
+        key = rank * n + a
+        at = np.minimum(np.searchsorted(fresh_keys, key), len(fresh_keys) - 1)
+        hit = is_fresh & (fresh_keys[at] == key) if len(fresh_keys) else np.zeros(len(a), bool)
+        values[hit] = fresh_sparse[at[hit]]
+        values[~hit] = vec.pair_dots(a[~hit], b[~hit])
+        top_sparse[need] = values
         top_sparse = top_sparse.astype(np.float32)
         out.candidate_sparse[kept[rows_m]] = top_sparse
-        # stored top entries that left the top (pushed below it by entrants, or gone)
-        rank = np.empty_like(order_all[moved])
-        np.put_along_axis(rank, order_all[moved], np.arange(order_all.shape[1]), axis=1)
-        left = (rank[:, :c0] >= k) & (mapped[rows_m, :c0] >= 0)
+        # stored top entries that left the top (pushed below it by entrants, or gone): the stored
+        # entries keep their order, so those in the new top are the first ones still there
+        alive = mapped[rows_m, :c0] >= 0
+        left = alive & (np.cumsum(alive, axis=1) > known.sum(axis=1)[:, None])
         n_left = left.sum(axis=1)
         pushed = np.full((len(moved), max(1, int(n_left.max()))), -2, np.int64)
-        r_i, c_i = np.nonzero(left)
+        r_i = np.nonzero(left)[0]
         pushed[r_i, np.arange(r_i.size) - (np.cumsum(n_left) - n_left)[r_i]] = mapped[rows_m, :c0][left]
         first_raw = np.asarray(state["update_first_indices"][kept_old[rows_m]])
         gone = ((first_raw >= 0) & (out.indices[kept[rows_m]] < 0)).any(axis=1)
@@ -180,16 +201,12 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
                      n_first)
 
     redo_kept = kept[status == 2]
-    redo = np.union1d(redo_kept, changed).astype(np.int64)
-    if redo.size:
-        lat_redo = np.empty((len(redo), n), np.float32)
-        is_changed = np.isin(redo, changed)
-        lat_redo[is_changed] = lat_changed[np.searchsorted(changed, redo[is_changed])]
-        if (~is_changed).any():
-            lat_redo[~is_changed] = twins.latent_dots(vec.dense[redo[~is_changed]], dense_t)
-        again = first_pass_rows(vec, redo, lat_redo, n_first, candidates)
-        for name in ("indices", "scores", "candidates", "latent", "first_sparse", "candidate_sparse"):
-            getattr(out, name)[redo] = getattr(again, name)
+    for rows, part in ((changed, fresh), (redo_kept, None)):
+        if rows.size:
+            part = part or first_pass_rows(vec, rows, twins.latent_dots(vec.dense[rows], dense_t), n_first, candidates)
+            for name in ("indices", "scores", "candidates", "latent", "first_sparse", "candidate_sparse"):
+                getattr(out, name)[rows] = getattr(part, name)
+    redo = np.union1d(redo_kept, changed)
     counts = {"kept": int((status == 0).sum()), "patched": int((status == 1).sum()), "recomputed": int(redo.size),
               "undecided": int(redo_kept.size)}
     return out, counts, lat_changed
@@ -220,9 +237,13 @@ def _patch_first(out: FirstPass, rows: np.ndarray, top: np.ndarray, total: np.nd
     grow = np.flatnonzero(enter.any(axis=1))
     if grow.size:
         g = rest[grow]
-        picked = select_lists(np.concatenate([f_idx[g], np.where(enter[grow], t[grow], -1)], axis=1),
-                              np.concatenate([f_val[g], v[grow]], axis=1), n_first,
-                              extra=np.concatenate([f_sp[g], top_sparse[g]], axis=1))
+        e = enter[grow]
+        cols = np.argsort(~e, axis=1, kind="stable")[:, : int(e.sum(axis=1).max())]  # the entrants first
+        ok = np.take_along_axis(e, cols, axis=1)
+        picked = select_lists(
+            np.concatenate([f_idx[g], np.where(ok, np.take_along_axis(t[grow], cols, axis=1), -1)], axis=1),
+            np.concatenate([f_val[g], np.take_along_axis(v[grow], cols, axis=1)], axis=1), n_first,
+            extra=np.concatenate([f_sp[g], np.take_along_axis(top_sparse[g], cols, axis=1)], axis=1))
         out.indices[rows[g]], out.scores[rows[g]], out.first_sparse[rows[g]] = picked
 
 
