@@ -192,8 +192,8 @@ def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_re
 
 def test_every_update_path_is_exercised(tmp_path, small_reserve, monkeypatch):
     tied = []  # merges where an entrant ties a stored entry's latent score (rows compared)
-    order_keys = update_lists._order_keys
-    monkeypatch.setattr(update_lists, "_order_keys", lambda lat, rows: tied.append(1) or order_keys(lat, rows))
+    order_keys = update_lists.order_keys
+    monkeypatch.setattr(update_lists, "order_keys", lambda lat, rows: tied.append(1) or order_keys(lat, rows))
     rng = np.random.default_rng(5)
     records = [article(f"t{t}-{i}", t, rng) for i in range(30) for t in range(TOPICS)]
     records += [{**records[i], "id": f"dup{i}"} for i in range(0, 120, 7)]  # exact ties
@@ -318,3 +318,19 @@ def test_update_refuses_a_version_without_update_state(tmp_path, store):
     result = run("update", "--corpus", write_jsonl(tmp_path / "d.jsonl", random_records(1, 1, "n")),
                  "--models-dir", models)
     assert result.exit_code == 2 and "no update state (update_candidates.npy" in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["update_candidate_sparse.npy", "vectors_sparse_data.npy", "vectorizer.json"])
+def test_a_corrupt_parent_is_refused_and_nothing_is_published(tmp_path, store, damage):
+    models, _ = store
+    parent = model_dir.resolve(models)
+    target = parent / damage
+    data = bytearray(target.read_bytes())
+    data[-3] ^= 0xFF  # one flipped byte: the file still parses, the checksum does not match
+    target.unlink()  # versions share hard links with their parents: replace, do not write through
+    target.write_bytes(bytes(data))
+    result = run("update", "--corpus", write_jsonl(tmp_path / "d.jsonl", random_records(2, 5, "n")),
+                 "--models-dir", models)
+    assert result.exit_code == 2 and f"{target}: checksum mismatch" in result.stderr
+    assert model_dir.current_version(models) == parent.name
+    assert model_dir.list_versions(models) == [parent.name]

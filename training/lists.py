@@ -85,6 +85,29 @@ def top_latent(lat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1).astype(np.int32), np.take_along_axis(vals, order, axis=1)
 
 
+def order_keys(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """uint64 keys that sort entries by (score descending, row ascending), one comparison each.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray of float32
+        Finite scores.
+    rows : numpy.ndarray of int, same shape
+        Non-negative rows (below 2**32).
+
+    Returns
+    -------
+    numpy.ndarray of uint64
+    """
+    bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.uint32)
+    ascending = np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
+    return ((~ascending).astype(np.uint64) << np.uint64(32)) | np.asarray(rows).astype(np.uint64)
+
+
+#: The key of an entry that is never picked.
+NO_KEY = np.iinfo(np.uint64).max
+
+
 def select_lists(
     cand: np.ndarray, total: np.ndarray, n: int, extra: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
@@ -107,14 +130,23 @@ def select_lists(
     scores : numpy.ndarray of float32, shape (rows, n), 0 padded
     extra : numpy.ndarray of float32, shape (rows, n), 0 padded (only when given)
     """
-    order = np.argsort(np.where(cand >= 0, cand, np.iinfo(np.int32).max), axis=1, kind="stable")
-    cand = np.take_along_axis(cand, order, axis=1)
-    total = np.take_along_axis(total, order, axis=1)
-    total[cand < 0] = -np.inf
-    idx, val = select_top(total, n)  # ties at the cut to the lowest column, here the lowest row
-    safe = np.maximum(idx, 0)
-    out = (np.where(idx >= 0, np.take_along_axis(cand, safe, axis=1), -1).astype(np.int32), val)
+    rows, c = cand.shape
+    total = np.asarray(total, dtype=np.float32)
+    good = (cand >= 0) & (total > MIN_SCORE) & np.isfinite(total)
+    keys = np.where(good, order_keys(np.where(good, total, 0), np.maximum(cand, 0)), NO_KEY)
+    m = min(n, c)
+    if 0 < m < c:
+        part = np.argpartition(keys, m - 1, axis=1)[:, :m]
+    else:
+        part = np.broadcast_to(np.arange(m), (rows, m))
+    sel = np.take_along_axis(part, np.argsort(np.take_along_axis(keys, part, axis=1), axis=1), axis=1)
+    ok = np.take_along_axis(keys, sel, axis=1) != NO_KEY
+    idx = np.full((rows, n), -1, np.int32)
+    val = np.zeros((rows, n), np.float32)
+    idx[:, :m] = np.where(ok, np.take_along_axis(cand, sel, axis=1), -1)
+    val[:, :m] = np.where(ok, np.take_along_axis(total, sel, axis=1), 0)
     if extra is None:
-        return out
-    carried = np.take_along_axis(np.take_along_axis(extra, order, axis=1), safe, axis=1)
-    return (*out, np.where(idx >= 0, carried, 0).astype(np.float32))
+        return idx, val
+    carried = np.zeros((rows, n), np.float32)
+    carried[:, :m] = np.where(ok, np.take_along_axis(extra, sel, axis=1), 0)
+    return idx, val, carried

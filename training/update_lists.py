@@ -13,11 +13,8 @@ import numpy as np
 
 from training import twins, update_state
 from training.expansion import dense_scores, expand_dense, rank_lists
-from training.lists import MIN_SCORE, select_lists, top_latent
+from training.lists import MIN_SCORE, NO_KEY, order_keys, select_lists, top_latent
 from training.update_state import FirstPass
-
-_NONE = np.iinfo(np.uint64).max
-
 
 @dataclass
 class Vectors:
@@ -32,13 +29,6 @@ class Vectors:
     def pair_dots(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Sparse parts of the scores of the pairs ``(a[p], b[p])``."""
         return twins.pair_dots(self.indptr, self.indices, self.data, a, b, self.n_features)
-
-
-def _order_keys(lat: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """uint64 keys sorting entries by (latent score descending, row ascending)."""
-    bits = np.ascontiguousarray(lat, dtype=np.float32).view(np.uint32)
-    ascending = np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
-    return ((~ascending).astype(np.uint64) << np.uint64(32)) | rows.astype(np.uint64)
 
 
 def first_pass_rows(vec: Vectors, rows: np.ndarray, lat: np.ndarray, n_first: int, candidates: int) -> FirstPass:
@@ -154,7 +144,7 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
                  & np.isfinite(ranked[:, 1:])).any(axis=1)
         for r in np.flatnonzero(mixed):  # ... but a stored entry tied with an entrant: compare rows
             ok = rows_all[r] >= 0
-            keys = np.where(ok, _order_keys(lat_all[r], np.maximum(rows_all[r], 0)), _NONE)
+            keys = np.where(ok, order_keys(lat_all[r], np.maximum(rows_all[r], 0)), NO_KEY)
             order_all[r] = np.argsort(keys, kind="stable")
         order = order_all[:, :depth]
         new_rows = np.take_along_axis(rows_all, order, axis=1).astype(np.int32)
