@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,19 +134,7 @@ def update(
     """
     t0 = time.perf_counter()
     parent = model_dir.resolve(models_dir)
-    manifest = model_dir.read_manifest(parent)
-    checking = ThreadPoolExecutor(max_workers=1)  # checksums on another core while the lists are computed
-    verified = checking.submit(model_dir.verify, parent)
-    checking.shutdown(wait=False)
-    try:
-        return _apply(models_dir, delta, parent, manifest, verified, keep, n_jobs, t0)
-    except Exception:
-        verified.result()  # a corrupt parent explains any failure best: raise that
-        raise
-
-
-def _apply(models_dir: str | os.PathLike, delta: str | os.PathLike, parent: Path, manifest: dict[str, Any],
-           verified: Future, keep: int, n_jobs: int, t0: float) -> UpdateResult:
+    manifest = model_dir.verify(parent)  # a corrupt parent is refused before anything is read
     timings: dict[str, float] = {}
     fields = FieldMap(**manifest["fields"])
     ids = model_dir.load_array(parent, "article_ids", mmap=False)
@@ -210,8 +197,6 @@ def _apply(models_dir: str | os.PathLike, delta: str | os.PathLike, parent: Path
         "duplicates": duplicate_report(indices, scores, article_ids),
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
-    if verified.result() != manifest:  # raises ModelDirError on a corrupt parent: nothing published
-        raise model_dir.ModelDirError(f"{parent}: the manifest changed during the update")
     if model_dir.current_version(models_dir) != parent.name:  # another run published meanwhile
         raise model_dir.ModelDirError(f"{models_dir}: CURRENT moved away from {parent.name} during the "
                                       "update; run it again on the new version")
