@@ -114,7 +114,9 @@ def markdown(results: dict[str, Any]) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for conns in ("1", "32"):
         ceiling = results["get"]["bare"][conns]
-        for name, label in (("bare", "ceiling: bare WSGI, gthread 2x4"), ("related", "`related serve --workers 2`"),
+        threads = results.get("threads", 2)
+        service = "`related serve --workers 2`" + (f" `--threads {threads}`" if threads != 2 else "")
+        for name, label in (("bare", "ceiling: bare WSGI, gthread 2x4"), ("related", service),
                             ("nocache", "same, response cache off (all Flask)")):
             r = results["get"][name][conns]
             lines.append(f"| {label} | {conns} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
@@ -161,9 +163,11 @@ def markdown(results: dict[str, Any]) -> str:
 @click.option("--rounds", type=int, default=3, show_default=True, help="Interleaved rounds per configuration.")
 @click.option("--swap-duration", type=float, default=20.0, show_default=True, help="Seconds of the swap run.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write JSON results here.")
+@click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Threads per worker of the service under test (`related serve --threads`).")
 @click.pass_context
 def main(ctx: click.Context, models_dir: Path | None, corpus: Path | None, duration: float, rounds: int,
-         swap_duration: float, out: Path | None) -> None:
+         swap_duration: float, out: Path | None, threads: int) -> None:
     """Run the serving benchmark and print the Markdown tables."""
     if ctx.invoked_subcommand is not None:
         return
@@ -177,7 +181,7 @@ def main(ctx: click.Context, models_dir: Path | None, corpus: Path | None, durat
         else:  # serve a copy: the swap run publishes versions into the served store
             shutil.copytree(models_dir, workdir / "models", ignore=shutil.ignore_patterns(".tmp*"))
             models_dir = workdir / "models"
-        results = run(models_dir, corpus, workdir, duration, rounds, swap_duration, servers)
+        results = run(models_dir, corpus, workdir, duration, rounds, swap_duration, servers, threads)
     except Exception:
         for server in servers:
             click.echo(f"--- {server.name} (exit {server.process.poll()}) log tail:\n"
@@ -194,7 +198,7 @@ def main(ctx: click.Context, models_dir: Path | None, corpus: Path | None, durat
 
 
 def run(models_dir: Path, corpus: Path | None, workdir: Path, duration: float, rounds: int,
-        swap_duration: float, servers: list[Server]) -> dict[str, Any]:
+        swap_duration: float, servers: list[Server], threads: int = 2) -> dict[str, Any]:
     """Start the three servers, run every measurement, return the results."""
     from service.model import load_version
 
@@ -219,9 +223,9 @@ def run(models_dir: Path, corpus: Path | None, workdir: Path, duration: float, r
     servers.append(Server("bare", [sys.executable, __file__, "bare", "--models-dir", str(models_dir),
                                    "--port", str(ports["bare"]), "--paths", str(paths_file)], ports["bare"], workdir))
     servers.append(Server("related", [*serve, "--models-dir", str(models_dir), "--port", str(ports["related"]),
-                                      "--workers", "2"], ports["related"], workdir, env))
+                                      "--workers", "2", "--threads", str(threads)], ports["related"], workdir, env))
     servers.append(Server("nocache", [*serve, "--models-dir", str(models_dir), "--port", str(ports["nocache"]),
-                                      "--workers", "2"], ports["nocache"], workdir,
+                                      "--workers", "2", "--threads", str(threads)], ports["nocache"], workdir,
                           {**env, "RELATED_CACHE_SIZE": "0"}))
     servers[0].wait_ready(paths[0].split("?")[0])
     for server in servers[1:]:
@@ -271,7 +275,7 @@ def run(models_dir: Path, corpus: Path | None, workdir: Path, duration: float, r
     swap = {"duration": swap_duration, "wrk": swap_wrk, "published": published,
             "convergence": convergence(published, seen), "readyz_failures": sum(v == "readyz failed" for _, v in seen)}
     load = os.getloadavg()
-    return {"get": get, "post": post, "swap": swap, "memory": memory, "k": K, "ids": len(paths),
+    return {"get": get, "post": post, "swap": swap, "memory": memory, "k": K, "ids": len(paths), "threads": threads,
             "model": {"version": model.version, "articles": model.n_articles}, "loadavg": load,
             "cpus": os.cpu_count()}
 

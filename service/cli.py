@@ -91,7 +91,7 @@ def _fresh_metrics_dir() -> tuple[str, bool]:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="gunicorn worker processes (about 1-2 per core).")
-@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
+@click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Threads per worker (gthread); they mostly hold keep-alive connections.")
 @click.option("--timeout", type=click.IntRange(1), default=30, show_default=True,
               help="Seconds before a silent worker is killed and restarted.")

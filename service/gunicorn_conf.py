@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-# Threads per worker keep HTTP keep-alive connections cheap; the app's hot path is
-# a cache lookup, so the GIL is not the limit at these sizes.
+# Threads per worker keep HTTP keep-alive connections cheap; the app's hot path is a cache
+# lookup. 2 per worker, not 4: the same req/s on 2 cores with a shorter tail (p99 at 32
+# connections 15 ms instead of 23-27 ms, docs/benchmarks.md "Serving").
 worker_class = "gthread"
 workers = 2
-threads = 4
+threads = 2
 bind = ["127.0.0.1:8000"]
 # Never --preload: each worker creates the app (and maps the model) itself, so HUP reloads
 # code and the memory-mapped arrays are shared through the page cache anyway.

@@ -12,7 +12,6 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.preprocessing import normalize
 
 from training import model_dir
 from training.corpus import read_articles
@@ -26,22 +25,7 @@ SAMPLE = REPO / "data" / "wikinews-sample.jsonl.gz"
 
 def sklearn_transform(vec: ArticleVectorizer, records: list[dict]) -> tuple[sp.csr_matrix, np.ndarray]:
     """The transform as scikit-learn and scipy compute it (the arithmetic the plain one repeats)."""
-    blocks = []
-    for field, fv in vec.field_vectorizers_.items():
-        if field == vec.tag_field:
-            col = [r.get(field) or [] for r in records]
-        elif field == "all_text":
-            col = ["\n".join(r.get(f) or "" for f in vec.text_fields) for r in records]
-        else:
-            col = [r.get(field) or "" for r in records]
-        blocks.append(normalize(fv.transform(col)) * np.float32(vec._weight(field)))
-    x = normalize(sp.hstack(blocks, format="csr", dtype=np.float32))
-    x.sort_indices()
-    if vec.svd_ is None:
-        return x, np.zeros((x.shape[0], 0), np.float32)
-    dense = normalize(vec.svd_.transform(x).astype(np.float32)) * np.float32(np.sqrt(vec.latent_weight))
-    sparse = x * np.float32(float(np.sqrt(1.0 - vec.latent_weight)))
-    return sparse.tocsr(), dense
+    return vec.transform_sklearn(records)
 
 
 def assert_same(a: tuple[sp.csr_matrix, np.ndarray], b: tuple[np.ndarray, ...]) -> None:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from tests.fixtures.planted import random_words, write_jsonl
 from training import model_dir
+from training import update as update_module
 from training import update_lists, update_state
 from training.cli import main
 from training.first_pass import compute_first_pass, latent_dots
@@ -160,6 +161,7 @@ def test_metadata_only_edit_keeps_the_lists_and_rewrites_the_row(tmp_path, small
 
 CONFIGS = [
     pytest.param({"neighbors": 6, "candidates": 8}, id="candidates"),
+    pytest.param({"neighbors": 6, "candidates": 8, "compiled": True}, id="compiled-kernels"),
     pytest.param({"neighbors": 5, "candidates": 8, "expand_neighbors": 0}, id="no-expansion"),
     pytest.param({"neighbors": 6, "candidates": 0}, id="exhaustive"),
 ]
@@ -167,7 +169,10 @@ CONFIGS = [
 
 @pytest.mark.parametrize("options", CONFIGS)
 @pytest.mark.parametrize("seed", range(5))
-def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_reserve, seed, options):
+def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_reserve, seed, options, monkeypatch):
+    options = dict(options)
+    if options.pop("compiled", False):  # training's numba kernels instead of the numpy twins
+        monkeypatch.setattr(update_module, "COMPILED_ABOVE", -1)
     rng = np.random.default_rng(100 + seed)
     records = random_records(int(rng.integers(40, 90)), seed=seed)
     ids = [r["id"] for r in records]

@@ -21,7 +21,7 @@ from training.delta import Delta, read_delta
 from training.duplicates import duplicate_report
 from training.plain_vectorizer import PlainVectorizer
 from training.rows import Rows, library_versions
-from training.update_lists import Vectors, patch_final_lists, patch_first_pass
+from training.update_lists import COMPILED_ABOVE, Vectors, patch_final_lists, patch_first_pass
 from training.update_state import FirstPass, exhaustive, load_state, state_arrays
 
 
@@ -88,8 +88,10 @@ def _vectors(parent: Path, manifest: dict[str, Any], state: dict[str, np.ndarray
             if np.array_equal(old[1][a], new[1][b]) and np.array_equal(old[2][a], new[2][b]):
                 vectors_changed[t] = False
                 map_old[source] = plan.changed_rows[t]
-    vec = Vectors(indptr, indices, data, dense, int(manifest["counts"]["vocabulary"]))
-    return vec, map_old, np.sort(plan.changed_rows[vectors_changed]).astype(np.int64)
+    changed = np.sort(plan.changed_rows[vectors_changed]).astype(np.int64)
+    compiled = len(dense) * len(changed) * dense.shape[1] > COMPILED_ABOVE
+    vec = Vectors(indptr, indices, data, dense, int(manifest["counts"]["vocabulary"]), compiled)
+    return vec, map_old, changed
 
 
 def _full_recomputation(vec: Vectors, n_first: int, candidates: int, params: dict[str, Any], n_jobs: int):

@@ -16,19 +16,51 @@ from training.expansion import dense_scores, expand_dense, rank_lists
 from training.lists import MIN_SCORE, NO_KEY, order_keys, select_lists, top_latent
 from training.update_state import FirstPass
 
+#: Latent multiply-adds (rows x changed rows x dims) above which the compiled kernels pay for
+#: numba's import and cache load (about 1 s): the same floats, 5-6x faster per score.
+COMPILED_ABOVE = 1e9
+
+
 @dataclass
 class Vectors:
-    """The updated corpus's vectors: CSR arrays of the sparse part and the unexpanded latent part."""
+    """The updated corpus's vectors: CSR arrays of the sparse part and the unexpanded latent part.
+
+    ``compiled`` picks training's numba kernels over their numpy twins (training.twins);
+    both give the same floats, so only the time differs.
+    """
 
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
     dense: np.ndarray
     n_features: int
+    compiled: bool = False
+
+    def latent_dots(self, q: np.ndarray, base_t: np.ndarray) -> np.ndarray:
+        """Latent scores ``q @ base_t``, summed in float32 in order (training's floats)."""
+        if self.compiled:
+            from training.first_pass import latent_dots
+
+            return latent_dots(q, base_t)
+        return twins.latent_dots(q, base_t)
 
     def pair_dots(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Sparse parts of the scores of the pairs ``(a[p], b[p])``."""
-        return twins.pair_dots(self.indptr, self.indices, self.data, a, b, self.n_features)
+        if not self.compiled:
+            return twins.pair_dots(self.indptr, self.indices, self.data, a, b, self.n_features)
+        from types import SimpleNamespace
+
+        from training.kernels import pair_dots
+
+        a = np.asarray(a, dtype=np.int64)
+        lengths = self.indptr[a + 1] - self.indptr[a]
+        ptr = np.zeros(len(a) + 1, np.int64)
+        np.cumsum(lengths, out=ptr[1:])
+        pos = np.repeat(self.indptr[a] - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
+        rows_a = SimpleNamespace(indptr=ptr, indices=self.indices[pos], data=self.data[pos])
+        base = SimpleNamespace(indptr=self.indptr, indices=self.indices, data=self.data,
+                               shape=(len(self.indptr) - 1, self.n_features))
+        return pair_dots(rows_a, base, np.asarray(b, dtype=np.int64)[:, None])[:, 0]
 
 
 def first_pass_rows(vec: Vectors, rows: np.ndarray, lat: np.ndarray, n_first: int, candidates: int) -> FirstPass:
@@ -93,7 +125,7 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
     kept_old = np.flatnonzero(map_old >= 0)
     kept = map_old[kept_old]
     dense_t = np.ascontiguousarray(vec.dense.T)
-    lat_changed = twins.latent_dots(vec.dense[changed], dense_t)
+    lat_changed = vec.latent_dots(vec.dense[changed], dense_t)
     t_lat = lat_changed[:, kept].T  # latent scores are symmetric: lat(i, t) = lat(t, i)
     fresh = first_pass_rows(vec, changed, lat_changed, n_first, candidates)  # sets own scores to -inf
     # their rescored pairs, by key (changed row's rank) * n + other row: sparse parts are symmetric too
@@ -193,7 +225,7 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
     redo_kept = kept[status == 2]
     for rows, part in ((changed, fresh), (redo_kept, None)):
         if rows.size:
-            part = part or first_pass_rows(vec, rows, twins.latent_dots(vec.dense[rows], dense_t), n_first, candidates)
+            part = part or first_pass_rows(vec, rows, vec.latent_dots(vec.dense[rows], dense_t), n_first, candidates)
             for name in ("indices", "scores", "candidates", "latent", "first_sparse", "candidate_sparse"):
                 getattr(out, name)[rows] = getattr(part, name)
     redo = np.union1d(redo_kept, changed)
