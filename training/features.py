@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -227,15 +228,17 @@ class ArticleVectorizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "field_vectorizers_")
         records = list(records)
-        blocks = []
-        for field, fv in self.field_vectorizers_.items():
-            col = self._column(records, field, field == self.tag_field)
-            blocks.append(normalize(fv.transform(col)) * np.float32(self._weight(field)))
-        if not blocks:
-            x = sp.csr_matrix((len(records), 0), dtype=np.float32)
-        else:
-            x = normalize(sp.hstack(blocks, format="csr", dtype=np.float32))
-        return self._project(x)
+        # our own fitted parts: scikit-learn's per-call validation skipped, as the service did
+        with config_context(assume_finite=True, skip_parameter_validation=True):
+            blocks = []
+            for field, fv in self.field_vectorizers_.items():
+                col = self._column(records, field, field == self.tag_field)
+                blocks.append(normalize(fv.transform(col)) * np.float32(self._weight(field)))
+            if not blocks:
+                x = sp.csr_matrix((len(records), 0), dtype=np.float32)
+            else:
+                x = normalize(sp.hstack(blocks, format="csr", dtype=np.float32))
+            return self._project(x)
 
     def plain(self) -> PlainVectorizer:
         """This fitted vectorizer as plain data (built once, not pickled).
