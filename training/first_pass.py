@@ -17,7 +17,7 @@ from numba import njit
 from training import update_state
 from training.expansion import dense_scores, expand_dense, rank_lists
 from training.kernels import pair_dots
-from training.lists import select_lists, top_latent
+from training.lists import first_pass_from_latent
 from training.neighbors import top_neighbors
 from training.update_state import FirstPass, exhaustive, state_arrays  # noqa: F401 - re-exported
 
@@ -76,13 +76,8 @@ def latent_dots(q: np.ndarray, base_t: np.ndarray) -> np.ndarray:
 
 
 def _candidate_block(q_sparse, q_dense, sparse, dense_t, self_rows, depth, n_cand, n_first):
-    lat = latent_dots(q_dense, dense_t)
-    lat[np.arange(len(self_rows)), self_rows] = -np.inf
-    cand, cand_lat = top_latent(lat, depth)
-    top = cand[:, :n_cand]
-    top_sparse = pair_dots(q_sparse, sparse, top)
-    total = cand_lat[:, :n_cand] + top_sparse
-    return (*select_lists(top, total, n_first, extra=top_sparse), cand, cand_lat, top_sparse)
+    return first_pass_from_latent(self_rows, latent_dots(q_dense, dense_t), depth, n_cand, n_first,
+                                  lambda top: pair_dots(q_sparse, sparse, top))
 
 
 def compute_first_pass(

@@ -5,6 +5,8 @@ Shared by training and `related update`, so both cut every list the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 #: Scores at or below this are float noise between unrelated articles, never neighbours.
@@ -83,6 +85,40 @@ def top_latent(lat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         vals[r] = lat[r, part[r]]
     order = np.lexsort((part, -vals), axis=1)
     return np.take_along_axis(part, order, axis=1).astype(np.int32), np.take_along_axis(vals, order, axis=1)
+
+
+def first_pass_from_latent(
+    rows: np.ndarray, lat: np.ndarray, depth: int, candidates: int, n_first: int,
+    sparse_dots: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, ...]:
+    """The first pass of ``rows`` from their latent scores to every row (training and update).
+
+    The ``depth`` best rows by latent score are the candidates; the first ``candidates`` of
+    them are rescored with their sparse parts, and the best ``n_first`` by the sum form the
+    first-pass list.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray of int, shape (r,)
+    lat : numpy.ndarray of float32, shape (r, n)
+        Their latent scores; the own column is set to -inf here.
+    depth, candidates, n_first : int
+    sparse_dots : callable
+        ``sparse_dots(top)``: the sparse parts of the scores of ``rows`` with ``top``
+        (shape (r, candidates)), as float32.
+
+    Returns
+    -------
+    indices, scores, first_sparse : numpy.ndarray, shape (r, n_first)
+    candidates, latent : numpy.ndarray, shape (r, depth)
+    candidate_sparse : numpy.ndarray, shape (r, candidates)
+    """
+    lat[np.arange(len(rows)), rows] = -np.inf
+    cand, cand_lat = top_latent(lat, depth)
+    top = cand[:, :candidates]
+    top_sparse = sparse_dots(top)
+    idx, val, first_sparse = select_lists(top, cand_lat[:, :candidates] + top_sparse, n_first, extra=top_sparse)
+    return idx, val, first_sparse, cand, cand_lat, top_sparse
 
 
 def order_keys(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -46,6 +46,29 @@ def latent_dots(q: np.ndarray, base_t: np.ndarray) -> np.ndarray:
     return out
 
 
+def take_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row pointers and entry positions of the CSR rows ``rows``, in that order.
+
+    Parameters
+    ----------
+    indptr : numpy.ndarray of int
+        Row pointers of a CSR matrix.
+    rows : numpy.ndarray of int
+
+    Returns
+    -------
+    ptr : numpy.ndarray of int64, shape (len(rows) + 1,)
+        Row pointers of the gathered rows.
+    pos : numpy.ndarray of int64
+        Positions of their entries in the matrix's ``indices`` and ``data``.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = indptr[rows + 1] - indptr[rows]
+    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    return ptr, np.repeat(indptr[rows] - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
+
+
 def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: np.ndarray, b: np.ndarray,
               n_features: int) -> np.ndarray:
     """Sparse dot products ``x_a[p] . x_b[p]`` as :func:`training.kernels.pair_dots` computes them.
@@ -76,20 +99,17 @@ def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: np.n
     per_block = max(1, _DENSE // max(n_features, 1))  # rows a scattered densely at once
     for c in range(0, len(starts), per_block):
         stop = starts[c + per_block] if c + per_block < len(starts) else live.size
-        pairs = live[starts[c]:stop]
-        _pair_block(indptr, indices, data, a, b, pairs, indptr[b[pairs] + 1] - indptr[b[pairs]], n_features, out)
+        _pair_block(indptr, indices, data, a, b, live[starts[c]:stop], n_features, out)
     return out
 
 
-def _pair_block(indptr, indices, data, a, b, pairs, lengths, n_features, out) -> None:
+def _pair_block(indptr, indices, data, a, b, pairs, n_features, out) -> None:
     rows_a, local = np.unique(a[pairs], return_inverse=True)
     dense = np.zeros((len(rows_a), n_features), dtype=np.float32)
-    a_len = indptr[rows_a + 1] - indptr[rows_a]
-    a_pos = np.repeat(indptr[rows_a] - np.cumsum(a_len) + a_len, a_len) + np.arange(a_len.sum())
-    dense[np.repeat(np.arange(len(rows_a)), a_len), indices[a_pos]] = data[a_pos]
-    total = int(lengths.sum())
-    pair_of = np.repeat(np.arange(len(pairs)), lengths)
-    pos = np.repeat(indptr[b[pairs]] - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    a_ptr, a_pos = take_rows(indptr, rows_a)
+    dense[np.repeat(np.arange(len(rows_a)), np.diff(a_ptr)), indices[a_pos]] = data[a_pos]
+    ptr, pos = take_rows(indptr, b[pairs])
+    pair_of = np.repeat(np.arange(len(pairs)), np.diff(ptr))
     prod = data[pos] * dense[local[pair_of], indices[pos]]
     hit = prod != 0  # a shared column (the data are positive): zeros add nothing to the sum
     pair_of, prod = pair_of[hit], prod[hit]

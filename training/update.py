@@ -21,6 +21,7 @@ from training.delta import Delta, read_delta
 from training.duplicates import duplicate_report
 from training.plain_vectorizer import PlainVectorizer
 from training.rows import Rows, library_versions
+from training.twins import take_rows
 from training.update_lists import COMPILED_ABOVE, Vectors, patch_final_lists, patch_first_pass
 from training.update_state import FirstPass, exhaustive, load_state, state_arrays
 
@@ -57,10 +58,7 @@ def _take_rows(old: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...], take: n
     indptr = np.concatenate([old[0], old[0][-1] + new[0][1:]]).astype(np.int64)
     indices = np.concatenate([old[1], new[1]])
     data = np.concatenate([old[2], new[2]])
-    lengths = indptr[take + 1] - indptr[take]
-    out_ptr = np.zeros(len(take) + 1, np.int64)
-    np.cumsum(lengths, out=out_ptr[1:])
-    pos = np.repeat(indptr[take] - out_ptr[:-1], lengths) + np.arange(int(out_ptr[-1]))
+    out_ptr, pos = take_rows(indptr, take)
     return out_ptr, indices[pos].astype(np.int32, copy=False), data[pos].astype(np.float32, copy=False)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from training import twins, update_state
 from training.expansion import dense_scores, expand_dense, rank_lists
-from training.lists import MIN_SCORE, NO_KEY, order_keys, select_lists, top_latent
+from training.lists import MIN_SCORE, NO_KEY, first_pass_from_latent, order_keys, select_lists
 from training.update_state import FirstPass
 
 #: Latent multiply-adds (rows x changed rows x dims) above which the compiled kernels pay for
@@ -44,23 +44,21 @@ class Vectors:
             return latent_dots(q, base_t)
         return twins.latent_dots(q, base_t)
 
-    def pair_dots(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Sparse parts of the scores of the pairs ``(a[p], b[p])``."""
+    def pair_dots(self, rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Sparse parts of the scores of each of ``rows`` with its row of ``cand`` (-1: 0)."""
+        rows, cand = np.asarray(rows, dtype=np.int64), np.asarray(cand, dtype=np.int64)
         if not self.compiled:
-            return twins.pair_dots(self.indptr, self.indices, self.data, a, b, self.n_features)
+            return twins.pair_dots(self.indptr, self.indices, self.data, np.repeat(rows, cand.shape[1]),
+                                   cand.ravel(), self.n_features).reshape(cand.shape)
         from types import SimpleNamespace
 
         from training.kernels import pair_dots
 
-        a = np.asarray(a, dtype=np.int64)
-        lengths = self.indptr[a + 1] - self.indptr[a]
-        ptr = np.zeros(len(a) + 1, np.int64)
-        np.cumsum(lengths, out=ptr[1:])
-        pos = np.repeat(self.indptr[a] - ptr[:-1], lengths) + np.arange(int(ptr[-1]))
-        rows_a = SimpleNamespace(indptr=ptr, indices=self.indices[pos], data=self.data[pos])
+        ptr, pos = twins.take_rows(self.indptr, rows)
+        queries = SimpleNamespace(indptr=ptr, indices=self.indices[pos], data=self.data[pos])
         base = SimpleNamespace(indptr=self.indptr, indices=self.indices, data=self.data,
                                shape=(len(self.indptr) - 1, self.n_features))
-        return pair_dots(rows_a, base, np.asarray(b, dtype=np.int64)[:, None])[:, 0]
+        return pair_dots(queries, base, cand)
 
 
 def first_pass_rows(vec: Vectors, rows: np.ndarray, lat: np.ndarray, n_first: int, candidates: int) -> FirstPass:
@@ -79,13 +77,9 @@ def first_pass_rows(vec: Vectors, rows: np.ndarray, lat: np.ndarray, n_first: in
     -------
     FirstPass
     """
-    n = lat.shape[1]
-    depth = min(candidates + update_state.RESERVE, n - 1)
-    lat[np.arange(len(rows)), rows] = -np.inf
-    cand, cand_lat = top_latent(lat, depth)
-    top = cand[:, :candidates]
-    top_sparse = vec.pair_dots(np.repeat(rows, top.shape[1]), top.ravel()).reshape(top.shape)
-    idx, val, first_sparse = select_lists(top, cand_lat[:, :candidates] + top_sparse, n_first, extra=top_sparse)
+    depth = min(candidates + update_state.RESERVE, lat.shape[1] - 1)
+    idx, val, first_sparse, cand, cand_lat, top_sparse = first_pass_from_latent(
+        rows, lat, depth, candidates, n_first, lambda top: vec.pair_dots(rows, top))
     return FirstPass(idx, val, cand, cand_lat, first_sparse, top_sparse)
 
 
@@ -205,7 +199,7 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
         at = np.minimum(np.searchsorted(fresh_keys, key), len(fresh_keys) - 1)
         hit = is_fresh & (fresh_keys[at] == key) if len(fresh_keys) else np.zeros(len(a), bool)
         values[hit] = fresh_sparse[at[hit]]
-        values[~hit] = vec.pair_dots(a[~hit], b[~hit])
+        values[~hit] = vec.pair_dots(a[~hit], b[~hit, None])[:, 0]
         top_sparse[need] = values
         top_sparse = top_sparse.astype(np.float32)
         out.candidate_sparse[kept[rows_m]] = top_sparse
