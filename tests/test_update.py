@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tests.fixtures.planted import random_words, write_jsonl
 from training import model_dir
 from training import update as update_module
-from training import update_lists, update_state
+from training import update_lists, update_merge, update_state
 from training.cli import main
 from training.first_pass import compute_first_pass, latent_dots
 from training.pipeline import train
@@ -81,10 +81,10 @@ def assert_same_version(a, b):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def updated_and_recomputed(tmp_path, records, delta, **options):
+def updated_and_recomputed(tmp_path, records, delta, update_jobs=1, **options):
     """Train on records, update with delta, and train --features-from on the updated corpus."""
     base = fit(tmp_path, records, **options)
-    result = update(tmp_path / "models", write_jsonl(tmp_path / "delta.jsonl", delta), keep=50, n_jobs=1)
+    result = update(tmp_path / "models", write_jsonl(tmp_path / "delta.jsonl", delta), keep=50, n_jobs=update_jobs)
     full = train(write_jsonl(tmp_path / "updated.jsonl", apply_delta(records, delta)), tmp_path / "full",
                  n_jobs=1, features_from=base.path, **options)
     return result, full
@@ -162,6 +162,7 @@ def test_metadata_only_edit_keeps_the_lists_and_rewrites_the_row(tmp_path, small
 CONFIGS = [
     pytest.param({"neighbors": 6, "candidates": 8}, id="candidates"),
     pytest.param({"neighbors": 6, "candidates": 8, "compiled": True}, id="compiled-kernels"),
+    pytest.param({"neighbors": 6, "candidates": 8, "chunk_rows": 5}, id="chunks-in-threads"),
     pytest.param({"neighbors": 5, "candidates": 8, "expand_neighbors": 0}, id="no-expansion"),
     pytest.param({"neighbors": 6, "candidates": 0}, id="exhaustive"),
 ]
@@ -173,6 +174,10 @@ def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_re
     options = dict(options)
     if options.pop("compiled", False):  # training's numba kernels instead of the numpy twins
         monkeypatch.setattr(update_module, "COMPILED_ABOVE", -1)
+    chunk_rows = options.pop("chunk_rows", None)
+    if chunk_rows:  # the merge in many chunks, on 3 threads
+        monkeypatch.setattr(update_lists, "CHUNK_ROWS", chunk_rows)
+    jobs = 3 if chunk_rows else 1
     rng = np.random.default_rng(100 + seed)
     records = random_records(int(rng.integers(40, 90)), seed=seed)
     ids = [r["id"] for r in records]
@@ -184,12 +189,12 @@ def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_re
         if ids[i] not in {r["id"] for r in delta}:
             delta.append({"id": ids[i], "deleted": True})
     rng.shuffle(delta)
-    result, full = updated_and_recomputed(tmp_path, records, delta, **options)
+    result, full = updated_and_recomputed(tmp_path, records, delta, update_jobs=jobs, **options)
     assert_same_version(result.path, full.path)
     # and again, from the updated version
     records2 = apply_delta(records, delta)
     delta2 = random_records(3, seed=2000 + seed, prefix="more") + [{"id": records2[0]["id"], "deleted": True}]
-    again = update(tmp_path / "models", write_jsonl(tmp_path / "delta2.jsonl", delta2), keep=50, n_jobs=1)
+    again = update(tmp_path / "models", write_jsonl(tmp_path / "delta2.jsonl", delta2), keep=50, n_jobs=jobs)
     full2 = train(write_jsonl(tmp_path / "updated2.jsonl", apply_delta(records2, delta2)), tmp_path / "full2",
                   n_jobs=1, features_from=full.path, **options)
     assert_same_version(again.path, full2.path)
@@ -197,8 +202,8 @@ def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_re
 
 def test_every_update_path_is_exercised(tmp_path, small_reserve, monkeypatch):
     tied = []  # merges where an entrant ties a stored entry's latent score (rows compared)
-    order_keys = update_lists.order_keys
-    monkeypatch.setattr(update_lists, "order_keys", lambda lat, rows: tied.append(1) or order_keys(lat, rows))
+    order_keys = update_merge.order_keys
+    monkeypatch.setattr(update_merge, "order_keys", lambda lat, rows: tied.append(1) or order_keys(lat, rows))
     rng = np.random.default_rng(5)
     records = [article(f"t{t}-{i}", t, rng) for i in range(30) for t in range(TOPICS)]
     records += [{**records[i], "id": f"dup{i}"} for i in range(0, 120, 7)]  # exact ties
@@ -247,6 +252,24 @@ def test_latent_dots_are_the_same_floats_in_any_block(dims):
     assert np.array_equal(latent_dots(z[7:8], z.T), block[7:8])
     assert np.array_equal(latent_dots(z[7:8], z[9:10].T), block[7:8, 9:10])
     assert np.array_equal(latent_dots(z[[3, 50, 51]], z[[9, 200]].T), block[np.ix_([3, 50, 51], [9, 200])])
+
+
+def test_scores_split_over_threads_are_the_same_floats():
+    from training.features import ArticleVectorizer
+
+    records = random_records(400, seed=6)
+    sparse, dense = ArticleVectorizer(**VECTORIZER).fit(records).transform(records)
+    vec = update_lists.Vectors(sparse.indptr, sparse.indices, sparse.data, dense, sparse.shape[1])
+    q, base_t = dense[[5, 17, 300]], np.ascontiguousarray(dense.T)
+    assert np.array_equal(vec.latent_dots(q, base_t, threads=3), vec.latent_dots(q, base_t))
+    rows = np.arange(200)
+    cand = np.random.default_rng(6).integers(-1, len(records), size=(200, 9))
+    assert np.array_equal(vec.pair_dots(rows, cand, threads=3), vec.pair_dots(rows, cand))
+    lat = vec.latent_dots(dense[rows], base_t)
+    one = update_lists.first_pass_rows(vec, rows, lat.copy(), 6, 12)
+    three = update_lists.first_pass_rows(vec, rows, lat.copy(), 6, 12, threads=3)
+    for name in ("indices", "scores", "candidates", "latent", "first_sparse", "candidate_sparse"):
+        assert np.array_equal(getattr(one, name), getattr(three, name)), name
 
 
 def run(*args):

@@ -103,21 +103,61 @@ def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: np.n
     return out
 
 
-def _pair_block(indptr, indices, data, a, b, pairs, n_features, out) -> None:
-    rows_a, local = np.unique(a[pairs], return_inverse=True)
-    dense = np.zeros((len(rows_a), n_features), dtype=np.float32)
-    a_ptr, a_pos = take_rows(indptr, rows_a)
-    dense[np.repeat(np.arange(len(rows_a)), np.diff(a_ptr)), indices[a_pos]] = data[a_pos]
-    ptr, pos = take_rows(indptr, b[pairs])
-    pair_of = np.repeat(np.arange(len(pairs)), np.diff(ptr))
-    prod = data[pos] * dense[local[pair_of], indices[pos]]
+def scatter_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
+                 n_features: int) -> np.ndarray:
+    """The CSR rows ``rows`` as dense float32 rows (for :func:`dense_pair_dots`).
+
+    Parameters
+    ----------
+    indptr, indices, data : the CSR arrays
+    rows : numpy.ndarray of int
+    n_features : int
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (len(rows), n_features)
+    """
+    dense = np.zeros((len(rows), n_features), dtype=np.float32)
+    ptr, pos = take_rows(indptr, rows)
+    dense[np.repeat(np.arange(len(rows)), np.diff(ptr)), indices[pos]] = data[pos]
+    return dense
+
+
+def dense_pair_dots(dense: np.ndarray, local: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+                    data: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x_a[p] . x_b[p]`` for rows ``a`` given densely (``dense[local[p]]``), as the kernel sums them.
+
+    Parameters
+    ----------
+    dense : numpy.ndarray of float32, shape (r, n_features)
+        Rows from :func:`scatter_rows`.
+    local : numpy.ndarray of int, shape (p,)
+        Each pair's row of ``dense``.
+    indptr, indices, data : the CSR arrays of the rows ``b`` (sorted columns)
+    b : numpy.ndarray of int, shape (p,)
+        Each pair's CSR row (not -1).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (p,)
+    """
+    out = np.zeros(len(b), dtype=np.float32)
+    ptr, pos = take_rows(indptr, b)
+    pair_of = np.repeat(np.arange(len(b)), np.diff(ptr))
+    prod = data[pos] * dense[np.asarray(local)[pair_of], indices[pos]]
     hit = prod != 0  # a shared column (the data are positive): zeros add nothing to the sum
     pair_of, prod = pair_of[hit], prod[hit]
     if not prod.size:
-        return
-    counts = np.bincount(pair_of, minlength=len(pairs))
+        return out
+    counts = np.bincount(pair_of, minlength=len(b))
     first = np.cumsum(counts) - counts
-    padded = np.zeros((len(pairs), int(counts.max())), dtype=np.float32)
+    padded = np.zeros((len(b), int(counts.max())), dtype=np.float32)
     padded[pair_of, np.arange(prod.size) - first[pair_of]] = prod  # in ascending column order
-    out[pairs] = np.cumsum(padded, axis=1)[:, -1]  # float32, one addition after another
+    out[:] = np.cumsum(padded, axis=1)[:, -1]  # float32, one addition after another
+    return out
 
+
+def _pair_block(indptr, indices, data, a, b, pairs, n_features, out) -> None:
+    rows_a, local = np.unique(a[pairs], return_inverse=True)
+    dense = scatter_rows(indptr, indices, data, rows_a, n_features)
+    out[pairs] = dense_pair_dots(dense, local, indptr, indices, data, b[pairs])

@@ -157,7 +157,8 @@ def update(
         first, (indices, scores, stored_dense) = _full_recomputation(vec, n_first, candidates, params, n_jobs)
         counts = {"kept": 0, "patched": 0, "recomputed": n}
     else:
-        first, counts, _ = patch_first_pass(state, map_old, changed, vec, n_first, candidates)
+        threads = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        first, counts, _ = patch_first_pass(state, map_old, changed, vec, n_first, candidates, threads)
         old_first = FirstPass(state["update_first_indices"], state["update_first_scores"], None, None)
         indices, scores, stored_dense, counts["reranked"] = patch_final_lists(
             first, old_first, (model_dir.load_array(parent, "neighbors_indices"),
