@@ -9,6 +9,7 @@ import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,21 @@ def jsonl_line(row: Mapping[str, Any]) -> bytes:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any] | bytes]) -> np.ndarray:
+@dataclass
+class EncodedLines:
+    """Rows of a JSON Lines file already encoded, as a few byte chunks (runs of rows copied from
+    another version's file, new rows) and every row's start offset plus the file size."""
+
+    chunks: list[bytes | memoryview]
+    offsets: np.ndarray
+
+
+def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any] | bytes] | EncodedLines) -> np.ndarray:
+    if isinstance(rows, EncodedLines):
+        with open(path, "wb") as fh:
+            for chunk in rows.chunks:
+                fh.write(chunk)
+        return np.asarray(rows.offsets, dtype=np.int64)
     offsets = [0]
     with open(path, "wb") as fh:
         for row in rows:
@@ -103,11 +118,14 @@ def version_id(digest: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` at ``target`` (True), or copy it where links fail (False)."""
     try:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+        return False
+    return True
 
 
 def _clean_stale_tmp(models_dir: Path) -> None:
@@ -125,8 +143,8 @@ def publish(
     models_dir: str | os.PathLike,
     *,
     arrays: Mapping[str, np.ndarray],
-    articles: Iterable[Mapping[str, Any] | bytes],
-    texts: Iterable[Mapping[str, Any] | bytes],
+    articles: Iterable[Mapping[str, Any] | bytes] | EncodedLines,
+    texts: Iterable[Mapping[str, Any] | bytes] | EncodedLines,
     vectorizer: Any,
     manifest: dict[str, Any],
     keep: int = 3,
@@ -141,12 +159,13 @@ def publish(
         The model store (created if missing).
     arrays : mapping of file stem to numpy array
         Saved as ``<stem>.npy`` (no pickled objects).
-    articles, texts : iterables of dicts
+    articles, texts : iterables of dicts, or EncodedLines
         One per row: display metadata and display text (see docs/model-format.md); a
         ``bytes`` item is an already encoded line (see :func:`jsonl_line`).
     vectorizer : fitted ArticleVectorizer, or path-like
-        A path names an existing ``vectorizer.joblib`` (of another version), hard-linked
-        (copied where links fail) with the plain files beside it instead of written again.
+        A path names an existing ``vectorizer.joblib`` of a verified version, hard-linked
+        (copied where links fail) with the plain files beside it instead of written again;
+        their checksums are taken from that version's manifest.
     manifest : dict
         Everything but ``version``, ``format_version`` and ``files``, which are filled in.
     keep : int
@@ -172,11 +191,17 @@ def publish(
             np.save(tmp / f"{stem}.npy", array, allow_pickle=False)
         _write_jsonl(tmp / ARTICLES, articles)
         np.save(tmp / "texts_offsets.npy", _write_jsonl(tmp / TEXTS, texts), allow_pickle=False)
+        known: dict[str, str] = {}  # checksums of linked or copied files, from their version's manifest
+        linked: set[str] = set()
         if isinstance(vectorizer, (str, os.PathLike)):
             source = Path(vectorizer).parent
+            recorded = read_manifest(source).get("files", {})
             for name in (VECTORIZER, *PLAIN_VECTORIZER):
                 if (source / name).exists() or name == VECTORIZER:
-                    _link_or_copy(source / name, tmp / name)
+                    if _link_or_copy(source / name, tmp / name):
+                        linked.add(name)
+                    if name in recorded:
+                        known[name] = recorded[name]
         else:
             import joblib  # only here: `related update` links the parent's files
 
@@ -186,8 +211,8 @@ def publish(
                 (tmp / PLAIN_VECTORIZER[0]).write_bytes(plain.params_json())
                 for stem, array in plain.arrays().items():
                     np.save(tmp / f"{stem}.npy", array, allow_pickle=False)
-        names = sorted(tmp.iterdir())
-        files = dict(zip((p.name for p in names), _each_file(sha256_file, names)))
+        names = sorted(p for p in tmp.iterdir() if p.name not in known)
+        files = dict(sorted({**known, **dict(zip((p.name for p in names), _each_file(sha256_file, names)))}.items()))
         digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
         now = datetime.now(timezone.utc)
         version = version_id(digest, now)
@@ -201,7 +226,7 @@ def publish(
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
-        _each_file(_fsync_path, list(tmp.iterdir()))
+        _each_file(_fsync_path, [p for p in tmp.iterdir() if p.name not in linked])  # linked: already on disk
         _fsync_path(tmp)
         os.rename(tmp, root / version)
         _fsync_path(root)

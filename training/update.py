@@ -41,8 +41,21 @@ class UpdateResult:
     timings: dict[str, float]
 
 
-def _jsonl_lines(path: Path) -> list[bytes]:
-    return [line + b"\n" for line in path.read_bytes().split(b"\n")[:-1]]
+def _lines(old: bytes, old_offsets: np.ndarray | None, source: np.ndarray, slot: np.ndarray,
+           new: list[bytes]) -> model_dir.EncodedLines:
+    """The rows of a version's JSON Lines file in new order: runs of parent rows copied as byte ranges."""
+    if old_offsets is None:  # encoded rows never hold a raw newline
+        old_offsets = np.r_[0, np.flatnonzero(np.frombuffer(old, np.uint8) == 10) + 1]
+    new_len = np.asarray([len(line) for line in new], dtype=np.int64)
+    safe = np.maximum(source, 0)
+    lengths = np.where(source >= 0, old_offsets[safe + 1] - old_offsets[safe], new_len[np.maximum(slot, 0)]
+                       if len(new) else 0)
+    starts = np.flatnonzero(np.r_[True, (source[1:] != source[:-1] + 1) | (source[1:] < 0) | (source[:-1] < 0)])
+    ends = np.r_[starts[1:], len(source)]
+    view = memoryview(old)
+    chunks = [view[old_offsets[source[a]]:old_offsets[source[b - 1] + 1]] if source[a] >= 0 else new[slot[a]]
+              for a, b in zip(starts.tolist(), ends.tolist())]
+    return model_dir.EncodedLines(chunks, np.r_[0, np.cumsum(lengths)])
 
 
 def _plain_vectorizer(parent: Path) -> PlainVectorizer:
@@ -164,21 +177,23 @@ def update(
             first, old_first, (model_dir.load_array(parent, "neighbors_indices"),
                                model_dir.load_array(parent, "neighbors_scores")),
             model_dir.load_array(parent, "vectors_dense"), map_old, changed, vec,
-            int(params["neighbors"]), int(expansion["neighbors"]), float(expansion["alpha"]))
+            int(params["neighbors"]), int(expansion["neighbors"]), float(expansion["alpha"]), threads)
     dense = vec.dense
     timings["neighbors_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     slot = np.full(n, -1, np.int64)
     slot[plan.changed_rows] = np.arange(len(plan.changed))
-    article_ids = np.asarray([ids[o] if o >= 0 else rows.ids[s] for o, s in zip(plan.source, slot)], dtype=str)
+    article_ids = ids[np.maximum(plan.source, 0)]
+    if len(rows.ids):
+        article_ids = article_ids.astype(np.result_type(article_ids, np.asarray(rows.ids, dtype=str)))
+        article_ids[plan.changed_rows] = rows.ids
     published = np.asarray(model_dir.load_array(parent, "published"))[np.maximum(plan.source, 0)]
     published[plan.changed_rows] = np.asarray(rows.published, dtype=np.float64)
-    old_articles = _jsonl_lines(parent / model_dir.ARTICLES)
-    raw_texts = (parent / model_dir.TEXTS).read_bytes()
-    offsets = model_dir.load_array(parent, "texts_offsets")
-    new_articles = [model_dir.jsonl_line(a) for a in rows.articles]
-    new_texts = [model_dir.jsonl_line(t) for t in rows.texts]
+    articles = _lines((parent / model_dir.ARTICLES).read_bytes(), None, plan.source, slot,
+                      [model_dir.jsonl_line(a) for a in rows.articles])
+    texts = _lines((parent / model_dir.TEXTS).read_bytes(), np.asarray(model_dir.load_array(parent, "texts_offsets")),
+                   plan.source, slot, [model_dir.jsonl_line(t) for t in rows.texts])
     arrays = {
         "article_ids": article_ids, "neighbors_indices": indices, "neighbors_scores": scores,
         "vectors_sparse_data": vec.data, "vectors_sparse_indices": vec.indices,
@@ -203,8 +218,7 @@ def update(
                                       "update; run it again on the new version")
     version = model_dir.publish(
         models_dir, arrays=arrays,
-        articles=(old_articles[o] if o >= 0 else new_articles[s] for o, s in zip(plan.source, slot)),
-        texts=(raw_texts[offsets[o]:offsets[o + 1]] if o >= 0 else new_texts[s] for o, s in zip(plan.source, slot)),
+        articles=articles, texts=texts,
         vectorizer=parent / model_dir.VECTORIZER, manifest=new_manifest, keep=keep,
     )
     timings["write_s"] = time.perf_counter() - t0
