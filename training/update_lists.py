@@ -212,7 +212,7 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
 
 def patch_final_lists(first: FirstPass, old_first: FirstPass, old_lists: tuple[np.ndarray, np.ndarray],
                       old_expanded: np.ndarray, map_old: np.ndarray, changed: np.ndarray, vec: Vectors,
-                      neighbors: int, expand_neighbors: int, expand_alpha: float,
+                      neighbors: int, expand_neighbors: int, expand_alpha: float, threads: int = 1,
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The stored lists and expanded vectors: recomputed for the rows whose inputs changed.
 
@@ -233,6 +233,8 @@ def patch_final_lists(first: FirstPass, old_first: FirstPass, old_lists: tuple[n
     map_old, changed : as for :func:`patch_first_pass`
     vec : Vectors
     neighbors, expand_neighbors, expand_alpha : the model's parameters
+    threads : int
+        Threads for the re-ranking.
 
     Returns
     -------
@@ -276,7 +278,12 @@ def patch_final_lists(first: FirstPass, old_first: FirstPass, old_lists: tuple[n
     prev = np.asarray(old_i[src], dtype=np.int64)
     indices[keep_new] = np.where(prev >= 0, map_old[np.maximum(prev, 0)], -1)
     scores[keep_new] = old_s[src]
-    cand = first.indices[rerank]
-    val = first.first_sparse[rerank] + dense_scores(expanded, rerank, cand)
-    indices[rerank], scores[rerank] = rank_lists(cand, val, neighbors)
+
+    def chunk(a: int) -> None:  # a row's scores and list do not depend on the rows ranked with it
+        rows = rerank[a:a + CHUNK_ROWS]
+        cand = first.indices[rows]
+        val = first.first_sparse[rows] + dense_scores(expanded, rows, cand)
+        indices[rows], scores[rows] = rank_lists(cand, val, neighbors)
+
+    each(chunk, range(0, len(rerank), CHUNK_ROWS), threads)
     return indices, scores, expanded, int(rerank.size)
