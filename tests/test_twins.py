@@ -44,6 +44,10 @@ def test_pair_dots_twin_equals_the_kernel_either_way_round(n, features, density,
     ok = cand.ravel() >= 0
     swapped = twins.pair_dots(x.indptr.astype(np.int64), x.indices, x.data, cand.ravel()[ok], a[ok], features)
     assert np.array_equal(swapped, expected.ravel()[ok])
+    # pairs with few shared rows: the shared columns searched instead of scattered
+    searched = twins._searched_pair_dots(x.indptr.astype(np.int64), x.indices, x.data, a[ok], cand.ravel()[ok],
+                                         features)
+    assert np.array_equal(searched, expected.ravel()[ok])
 
 
 def test_pair_dots_twin_splits_large_inputs_into_blocks(monkeypatch):

@@ -13,6 +13,8 @@ import numpy as np
 _COLUMNS = 1024
 #: Floats of the dense rows one block of :func:`pair_dots` scatters.
 _DENSE = 1 << 22
+#: Dense floats per pair entry above which :func:`pair_dots` searches the shared columns instead.
+_SEARCH_ABOVE = 16
 
 
 def latent_dots(q: np.ndarray, base_t: np.ndarray) -> np.ndarray:
@@ -96,6 +98,10 @@ def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: np.n
         return out
     live = live[np.argsort(a[live], kind="stable")]  # pairs grouped by their row a
     starts = np.flatnonzero(np.r_[True, a[live][1:] != a[live][:-1]])
+    entries = live.size * max(1, len(indices) // max(len(indptr) - 1, 1))
+    if len(starts) * n_features > _SEARCH_ABOVE * entries:  # scattered pairs: search the shared columns
+        out[live] = _searched_pair_dots(indptr, indices, data, a[live], b[live], n_features)
+        return out
     per_block = max(1, _DENSE // max(n_features, 1))  # rows a scattered densely at once
     for c in range(0, len(starts), per_block):
         stop = starts[c + per_block] if c + per_block < len(starts) else live.size
@@ -146,15 +152,36 @@ def dense_pair_dots(dense: np.ndarray, local: np.ndarray, indptr: np.ndarray, in
     pair_of = np.repeat(np.arange(len(b)), np.diff(ptr))
     prod = data[pos] * dense[np.asarray(local)[pair_of], indices[pos]]
     hit = prod != 0  # a shared column (the data are positive): zeros add nothing to the sum
-    pair_of, prod = pair_of[hit], prod[hit]
+    return _sums_in_order(pair_of[hit], prod[hit], len(b))
+
+
+def _sums_in_order(pair_of: np.ndarray, prod: np.ndarray, pairs: int) -> np.ndarray:
+    """Per pair, the float32 sum of its products from 0, one after another (``pair_of`` ascending)."""
+    out = np.zeros(pairs, dtype=np.float32)
     if not prod.size:
         return out
-    counts = np.bincount(pair_of, minlength=len(b))
+    counts = np.bincount(pair_of, minlength=pairs)
     first = np.cumsum(counts) - counts
-    padded = np.zeros((len(b), int(counts.max())), dtype=np.float32)
+    padded = np.zeros((pairs, int(counts.max())), dtype=np.float32)
     padded[pair_of, np.arange(prod.size) - first[pair_of]] = prod  # in ascending column order
     out[:] = np.cumsum(padded, axis=1)[:, -1]  # float32, one addition after another
     return out
+
+
+def _searched_pair_dots(indptr, indices, data, a, b, n_features) -> np.ndarray:
+    """:func:`pair_dots` of pairs with few shared rows: each entry of ``a`` looked up in ``b``."""
+    ptr_a, pos_a = take_rows(indptr, a)
+    ptr_b, pos_b = take_rows(indptr, b)
+    pair_a = np.repeat(np.arange(len(a), dtype=np.int64), np.diff(ptr_a))
+    key_b = np.repeat(np.arange(len(b), dtype=np.int64), np.diff(ptr_b)) * n_features + indices[pos_b]
+    key_a = pair_a * n_features + indices[pos_a]  # both ascending: pairs in order, columns sorted
+    if not key_b.size:
+        return np.zeros(len(a), dtype=np.float32)
+    at = np.minimum(np.searchsorted(key_b, key_a), key_b.size - 1)
+    shared = key_b[at] == key_a
+    prod = data[pos_b[at[shared]]] * data[pos_a[shared]]
+    hit = prod != 0
+    return _sums_in_order(pair_a[shared][hit], prod[hit], len(a))
 
 
 def _pair_block(indptr, indices, data, a, b, pairs, n_features, out) -> None:

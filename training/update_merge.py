@@ -93,10 +93,13 @@ def merge_chunk(m: MergeInputs, kept_old: np.ndarray, kept: np.ndarray) -> np.nd
 
     # merge: the stored entries still there and the entrants, by (latent desc, row asc)
     ent = enter[touched]
-    pick = np.argsort(~ent, axis=1, kind="stable")[:, : int(ent.sum(axis=1).max())]
-    e_ok = np.take_along_axis(ent, pick, axis=1)
-    e_rows = np.where(e_ok, changed[pick], -1)
-    e_lat = np.take_along_axis(t_lat[touched], pick, axis=1)
+    n_ent = ent.sum(axis=1)
+    r_e, c_e = np.nonzero(ent)  # each row's entrants, ascending
+    slot = np.arange(len(r_e)) - (np.cumsum(n_ent) - n_ent)[r_e]
+    e_rows = np.full((len(touched), int(n_ent.max())), -1, np.int32)
+    e_lat = np.zeros(e_rows.shape, np.float32)
+    e_rows[r_e, slot] = changed[c_e]
+    e_lat[r_e, slot] = t_lat[touched[r_e], c_e]
     rows_all = np.concatenate([mapped[touched], e_rows], axis=1)  # -1: gone, or not an entrant
     lat_all = np.concatenate([lat[touched], e_lat], axis=1)
     neg = np.where(rows_all >= 0, -lat_all, np.float32(np.inf))
@@ -106,10 +109,11 @@ def merge_chunk(m: MergeInputs, kept_old: np.ndarray, kept: np.ndarray) -> np.nd
     entrant = order_all >= width
     mixed = ((ranked[:, 1:] == ranked[:, :-1]) & (entrant[:, 1:] != entrant[:, :-1])
              & np.isfinite(ranked[:, 1:])).any(axis=1)
-    for r in np.flatnonzero(mixed):  # ... but a stored entry tied with an entrant: compare rows
-        ok = rows_all[r] >= 0
-        keys = np.where(ok, order_keys(lat_all[r], np.maximum(rows_all[r], 0)), NO_KEY)
-        order_all[r] = np.argsort(keys, kind="stable")
+    tied = np.flatnonzero(mixed)  # ... but a stored entry tied with an entrant: compare rows
+    if tied.size:
+        ok = rows_all[tied] >= 0
+        keys = np.where(ok, order_keys(np.where(ok, lat_all[tied], 0), np.maximum(rows_all[tied], 0)), NO_KEY)
+        order_all[tied] = np.argsort(keys, axis=1, kind="stable")
     order = order_all[:, :depth]
     new_rows = np.take_along_axis(rows_all, order, axis=1)
     new_lat = np.take_along_axis(lat_all, order, axis=1)
@@ -175,7 +179,14 @@ def _patch_first(out: FirstPass, rows: np.ndarray, top: np.ndarray, total: np.nd
     that beat its last member (or fill it) join: the same list, fewer entries ranked.
     """
     f_idx, f_val, f_sp = out.indices[rows], out.scores[rows], out.first_sparse[rows]
-    lost = gone | ((pushed[:, None, :] == f_idx[:, :, None]) & (f_idx >= 0)[:, :, None]).any(axis=(1, 2))
+    # a member pushed out of the top: (row, member) keys of the pushed entries, searched
+    width = np.int64(max(int(f_idx.max(initial=0)), int(pushed.max(initial=0))) + 1)
+    local = np.arange(len(rows), dtype=np.int64)[:, None]
+    pushed_keys = np.sort((local * width + pushed)[pushed >= 0])
+    member_keys = local * width + f_idx
+    at = np.minimum(np.searchsorted(pushed_keys, member_keys), max(len(pushed_keys) - 1, 0))
+    hit = (pushed_keys[at] == member_keys) & (f_idx >= 0) if len(pushed_keys) else np.zeros(f_idx.shape, bool)
+    lost = gone | hit.any(axis=1)
     full = np.flatnonzero(lost)
     if full.size:
         picked = select_lists(top[full], total[full].copy(), n_first, extra=top_sparse[full])
