@@ -97,6 +97,16 @@ def lists_by_id(path):
     return {str(ids[i]): [str(ids[j]) for j in row if j >= 0] for i, row in enumerate(idx)}
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def loops(request, monkeypatch):
+    """Run with the compiled loops (training._update_kernels) and with their numpy equivalent."""
+    if request.param == "numpy":
+        monkeypatch.setattr(update_lists, "LOOPS", None)
+    elif update_lists.LOOPS is None:
+        pytest.skip("training._update_kernels is not built (no C compiler at install)")
+    return request.param
+
+
 @pytest.fixture
 def small_reserve(monkeypatch):
     """Keep 3 latent candidates beyond the rescored ones, so small corpora use the candidate state."""
@@ -170,7 +180,8 @@ CONFIGS = [
 
 @pytest.mark.parametrize("options", CONFIGS)
 @pytest.mark.parametrize("seed", range(5))
-def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_reserve, seed, options, monkeypatch):
+def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_reserve, seed, options, monkeypatch,
+                                                              loops):
     options = dict(options)
     if options.pop("compiled", False):  # training's numba kernels instead of the numpy twins
         monkeypatch.setattr(update_module, "COMPILED_ABOVE", -1)
@@ -200,7 +211,7 @@ def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_re
     assert_same_version(again.path, full2.path)
 
 
-def test_every_update_path_is_exercised(tmp_path, small_reserve, monkeypatch):
+def test_every_update_path_is_exercised(tmp_path, small_reserve, monkeypatch, loops):
     tied = []  # merges where an entrant ties a stored entry's latent score (rows compared)
     order_keys = update_merge.order_keys
     monkeypatch.setattr(update_merge, "order_keys", lambda lat, rows: tied.append(1) or order_keys(lat, rows))
@@ -214,7 +225,8 @@ def test_every_update_path_is_exercised(tmp_path, small_reserve, monkeypatch):
     result, full = updated_and_recomputed(tmp_path, records, delta, neighbors=4, candidates=10,
                                           expand_neighbors=0)
     rows = result.rows
-    assert rows["kept"] > 0 and rows["patched"] > 0 and rows["undecided"] > 0 and tied
+    assert rows["kept"] > 0 and rows["patched"] > 0 and rows["undecided"] > 0
+    assert tied or loops == "compiled"  # the numpy merge compared rows of tied entries
     changed = len(delta) - 14  # 24 copies added, t1-4 and t2-0 edited
     assert rows["recomputed"] == rows["undecided"] + changed
     assert rows["kept"] + rows["patched"] + rows["undecided"] == len(records) - 14 - 2  # every other row

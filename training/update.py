@@ -22,6 +22,7 @@ from training.duplicates import duplicate_report
 from training.plain_vectorizer import PlainVectorizer
 from training.rows import Rows, library_versions
 from training.twins import take_rows
+from training import update_lists
 from training.update_lists import COMPILED_ABOVE, Vectors, patch_final_lists, patch_first_pass
 from training.update_state import FirstPass, exhaustive, load_state, state_arrays
 
@@ -100,7 +101,8 @@ def _vectors(parent: Path, manifest: dict[str, Any], state: dict[str, np.ndarray
                 vectors_changed[t] = False
                 map_old[source] = plan.changed_rows[t]
     changed = np.sort(plan.changed_rows[vectors_changed]).astype(np.int64)
-    compiled = len(dense) * len(changed) * dense.shape[1] > COMPILED_ABOVE
+    # numba pays for its import only on huge deltas, and only without the compiled loops
+    compiled = update_lists.LOOPS is None and len(dense) * len(changed) * dense.shape[1] > COMPILED_ABOVE
     vec = Vectors(indptr, indices, data, dense, int(manifest["counts"]["vocabulary"]), compiled)
     return vec, map_old, changed
 

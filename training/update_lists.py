@@ -15,6 +15,11 @@ from typing import Any
 import numpy as np
 
 from training import twins, update_state
+
+try:  # the optional compiled loops (setup.py): the same floats as the numpy code below
+    from training import _update_kernels as LOOPS
+except ImportError:  # pragma: no cover - built wherever a C compiler is present
+    LOOPS = None
 from training.expansion import dense_scores, expand_dense, rank_lists
 from training.lists import first_pass_from_latent
 from training.update_merge import MergeInputs, merge_chunk
@@ -70,6 +75,11 @@ class Vectors:
     n_features: int
     compiled: bool = False
 
+    def __post_init__(self) -> None:
+        self.indptr = np.asarray(self.indptr, dtype=np.int64)
+        self.indices = np.asarray(self.indices, dtype=np.int32)
+        self.data = np.asarray(self.data, dtype=np.float32)
+
     def latent_dots(self, q: np.ndarray, base_t: np.ndarray, threads: int = 1) -> np.ndarray:
         """Latent scores ``q @ base_t``, summed in float32 in order (training's floats)."""
         if self.compiled:
@@ -77,9 +87,15 @@ class Vectors:
 
             return latent_dots(q, base_t)
         out = np.empty((q.shape[0], base_t.shape[1]), np.float32)
+        q = np.ascontiguousarray(q, dtype=np.float32)
 
         def part(cols: slice) -> None:  # a score does not depend on the columns computed with it
-            out[:, cols] = twins.latent_dots(q, base_t[:, cols])
+            if LOOPS is not None:
+                block = np.empty((q.shape[0], cols.stop - cols.start), np.float32)
+                LOOPS.latent_dots(q, np.ascontiguousarray(base_t[:, cols]), block)
+                out[:, cols] = block
+            else:
+                out[:, cols] = twins.latent_dots(q, base_t[:, cols])
 
         each(part, _parts(base_t.shape[1], threads), threads)
         return out
@@ -91,8 +107,14 @@ class Vectors:
             out = np.empty(cand.shape, np.float32)
 
             def part(r: slice) -> None:
-                out[r] = twins.pair_dots(self.indptr, self.indices, self.data, np.repeat(rows[r], cand.shape[1]),
-                                         cand[r].ravel(), self.n_features).reshape(cand[r].shape)
+                a, b = np.repeat(rows[r], cand.shape[1]), cand[r].ravel()
+                if LOOPS is not None:
+                    flat = np.empty(len(a), np.float32)
+                    LOOPS.pair_dots(self.indptr, self.indices, self.data, a, b, flat)
+                    out[r] = flat.reshape(cand[r].shape)
+                else:
+                    out[r] = twins.pair_dots(self.indptr, self.indices, self.data, a, b,
+                                             self.n_features).reshape(cand[r].shape)
 
             each(part, _parts(len(rows), threads), threads)
             return out
@@ -189,12 +211,23 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
     inputs = MergeInputs(state, np.append(map_old, -1).astype(np.int32), len(map_old), changed.astype(np.int32),
                          vec, lat_changed, fresh_keys[fresh_order], fresh.candidate_sparse.ravel()[fresh_order],
                          twins.scatter_rows(vec.indptr, vec.indices, vec.data, changed, vec.n_features)
-                         if len(changed) * vec.n_features <= CHANGED_DENSE else None,
+                         if LOOPS is None and len(changed) * vec.n_features <= CHANGED_DENSE else None,
                          out, depth, candidates, n_first)
     status = np.zeros(len(kept), np.int8)
 
+    if LOOPS is not None:
+        t_lat = np.ascontiguousarray(lat_changed.T)
+        st = {name: state[name] for name in ("update_candidates", "update_candidate_latent", "update_candidate_sparse",
+                                            "update_first_indices", "update_first_scores", "update_first_sparse")}
+
     def chunk(a: int) -> None:
-        status[a:a + CHUNK_ROWS] = merge_chunk(inputs, kept_old[a:a + CHUNK_ROWS], kept[a:a + CHUNK_ROWS])
+        if LOOPS is None:
+            status[a:a + CHUNK_ROWS] = merge_chunk(inputs, kept_old[a:a + CHUNK_ROWS], kept[a:a + CHUNK_ROWS])
+            return
+        LOOPS.merge_rows(kept_old[a:a + CHUNK_ROWS], kept[a:a + CHUNK_ROWS], inputs.map_old, inputs.n_old,
+                         *st.values(), t_lat, inputs.changed, inputs.fresh_keys, inputs.fresh_sparse,
+                         vec.indptr, vec.indices, vec.data, out.candidates, out.latent, out.candidate_sparse,
+                         out.indices, out.scores, out.first_sparse, depth, candidates, status[a:a + CHUNK_ROWS])
 
     each(chunk, range(0, len(kept), CHUNK_ROWS), threads)
     redo_kept = kept[status == 2]
