@@ -47,7 +47,7 @@ def read_delta(path: str | os.PathLike, fields: FieldMap, ids: np.ndarray) -> De
     CorpusError
         A bad record, a deletion of an unknown id, an empty delta or one deleting everything.
     """
-    row_of = {str(a): i for i, a in enumerate(ids)}
+    row_of = {a: i for i, a in enumerate(np.asarray(ids, dtype=str).tolist())}
     edits: dict[int, Article] = {}
     added: list[Article] = []
     deleted: set[int] = set()

@@ -366,13 +366,17 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def verify(path: str | os.PathLike) -> dict[str, Any]:
+def verify(path: str | os.PathLike, only: Iterable[str] | None = None, skip: Iterable[str] = ()) -> dict[str, Any]:
     """Check that every file of a version exists with the manifest's sha256.
 
     Parameters
     ----------
     path : path-like
         A version directory.
+    only : iterable of str, optional
+        Check only these files (default: all the manifest lists).
+    skip : iterable of str
+        Files not to check (checked elsewhere).
 
     Returns
     -------
@@ -380,7 +384,12 @@ def verify(path: str | os.PathLike) -> dict[str, Any]:
         The manifest.
     """
     manifest = read_manifest(path)
-    files = [(Path(path) / name, digest) for name, digest in manifest.get("files", {}).items()]
+    listed = manifest.get("files", {})
+    names = [name for name in (listed if only is None else only) if name not in set(skip)]
+    unlisted = [name for name in names if name not in listed]
+    if unlisted:
+        raise ModelDirError(f"{Path(path) / unlisted[0]}: not in the manifest")
+    files = [(Path(path) / name, listed[name]) for name in names]
     for file, _ in files:
         if not file.is_file():
             raise ModelDirError(f"{file}: missing")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,17 +77,20 @@ def _take_rows(old: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...], take: n
     return out_ptr, indices[pos].astype(np.int32, copy=False), data[pos].astype(np.float32, copy=False)
 
 
+def _new_vectors(parent: Path, records: list[dict[str, Any]], dims: int) -> tuple[np.ndarray, ...]:
+    """CSR arrays and latent vectors of the delta's records, from the parent's fitted vectorizer."""
+    if records:
+        return _plain_vectorizer(parent).transform_arrays(records)
+    return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros((0, dims), np.float32)
+
+
 def _vectors(parent: Path, manifest: dict[str, Any], state: dict[str, np.ndarray], plan: Delta,
-             records: list[dict[str, Any]]) -> tuple[Vectors, np.ndarray, np.ndarray]:
+             new_vectors: tuple[np.ndarray, ...]) -> tuple[Vectors, np.ndarray, np.ndarray]:
     """The updated rows' vectors, the old row -> new row map of unchanged vectors, the changed rows."""
     old = tuple(np.asarray(model_dir.load_array(parent, f"vectors_sparse_{k}")) for k in ("indptr", "indices", "data"))
     n_old = len(old[0]) - 1
     old_dense = state["update_latent"]
-    if records:
-        *new, new_dense = _plain_vectorizer(parent).transform_arrays(records)
-    else:
-        new = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
-        new_dense = np.zeros((0, old_dense.shape[1]), np.float32)
+    *new, new_dense = new_vectors
     take = plan.source.copy()
     take[plan.changed_rows] = n_old + np.arange(len(plan.changed))
     indptr, indices, data = _take_rows(old, tuple(new), take)
@@ -149,19 +153,28 @@ def update(
     """
     t0 = time.perf_counter()
     parent = model_dir.resolve(models_dir)
-    manifest = model_dir.verify(parent)  # a corrupt parent is refused before anything is read
+    listed = model_dir.read_manifest(parent).get("files", {})
+    # a corrupt parent is refused before anything of it is read: first the files the delta's
+    # reading and vectors need, the others meanwhile (checked before the rest is read)
+    first = ["article_ids.npy", *(name for name in (model_dir.VECTORIZER, *model_dir.PLAIN_VECTORIZER)
+                                  if name in listed and (name != model_dir.VECTORIZER
+                                                         or model_dir.PLAIN_VECTORIZER[0] not in listed))]
+    manifest = model_dir.verify(parent, only=first)
     timings: dict[str, float] = {}
     fields = FieldMap(**manifest["fields"])
-    ids = model_dir.load_array(parent, "article_ids", mmap=False)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rest = pool.submit(model_dir.verify, parent, skip=first)
+        ids = model_dir.load_array(parent, "article_ids", mmap=False)
+        plan = read_delta(delta, fields, ids)
+        rows = Rows(title_field=fields.title_field)
+        for article in plan.changed:
+            rows.add(article)
+        timings["read_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        new_vectors = _new_vectors(parent, rows.records, int(manifest["counts"]["latent_dims"]))
+        rest.result()
     state = load_state(parent, manifest, len(ids))
-    plan = read_delta(delta, fields, ids)
-    rows = Rows(title_field=fields.title_field)
-    for article in plan.changed:
-        rows.add(article)
-    timings["read_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    vec, map_old, changed = _vectors(parent, manifest, state, plan, rows.records)
+    vec, map_old, changed = _vectors(parent, manifest, state, plan, new_vectors)
     timings["fit_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
