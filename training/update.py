@@ -7,6 +7,7 @@ the plain vectorizer or the update state's score parts take the slower path of t
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -151,6 +152,16 @@ def update(
     -------
     UpdateResult
     """
+    collecting = gc.isenabled()
+    gc.disable()  # its Python objects die young: passes of the cycle collector over the imported
+    try:          # modules' objects would cost more time than the numbers take (docs/update.md)
+        return _update(models_dir, delta, keep, n_jobs)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, n_jobs: int) -> UpdateResult:
     t0 = time.perf_counter()
     parent = model_dir.resolve(models_dir)
     listed = model_dir.read_manifest(parent).get("files", {})
