@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
-import click
-import numpy as np
+if sys.argv[1:2] == ["update"]:  # before numpy starts its BLAS threads: an update does no BLAS work,
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # and idle ones spin on the other core
 
-from training import model_dir
-from training.corpus import CorpusError, FieldMap
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+
+from training import model_dir  # noqa: E402
+from training.corpus import CorpusError, FieldMap  # noqa: E402
 
 MODELS_DIR = click.option(
     "--models-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
