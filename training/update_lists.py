@@ -28,8 +28,10 @@ from training.update_state import FirstPass
 #: Latent multiply-adds (rows x changed rows x dims) above which the compiled kernels pay for
 #: numba's import and cache load (about 1 s): the same floats, 5-6x faster per score.
 COMPILED_ABOVE = 1e9
-#: Rows per chunk of the merge and of the re-ranking: their temporaries stay in cache.
+#: Rows per chunk of the merge: their temporaries stay in cache.
 CHUNK_ROWS = 1024
+#: Rows per chunk of the re-ranking: their gathered latent candidates (5 MiB) reuse freed memory.
+RERANK_ROWS = 256
 #: Floats of the changed rows' sparse vectors held densely for the merge (128 MiB).
 CHANGED_DENSE = 1 << 25
 
@@ -313,10 +315,10 @@ def patch_final_lists(first: FirstPass, old_first: FirstPass, old_lists: tuple[n
     scores[keep_new] = old_s[src]
 
     def chunk(a: int) -> None:  # a row's scores and list do not depend on the rows ranked with it
-        rows = rerank[a:a + CHUNK_ROWS]
+        rows = rerank[a:a + RERANK_ROWS]
         cand = first.indices[rows]
         val = first.first_sparse[rows] + dense_scores(expanded, rows, cand)
         indices[rows], scores[rows] = rank_lists(cand, val, neighbors)
 
-    each(chunk, range(0, len(rerank), CHUNK_ROWS), threads)
+    each(chunk, range(0, len(rerank), RERANK_ROWS), threads)
     return indices, scores, expanded, int(rerank.size)
