@@ -188,6 +188,7 @@ def test_update_equals_a_full_recomputation_on_random_corpora(tmp_path, small_re
     chunk_rows = options.pop("chunk_rows", None)
     if chunk_rows:  # the merge in many chunks, on 3 threads
         monkeypatch.setattr(update_lists, "CHUNK_ROWS", chunk_rows)
+        monkeypatch.setattr(update_lists, "RERANK_ROWS", chunk_rows)
     jobs = 3 if chunk_rows else 1
     rng = np.random.default_rng(100 + seed)
     records = random_records(int(rng.integers(40, 90)), seed=seed)
