@@ -343,3 +343,13 @@ def test_kill_9_mid_train_keeps_the_served_version(tmp_path, big_corpus, when):
     assert stale_temps(models) == []
     assert model_dir.current_version(models) == again.version
     model_dir.verify(models / served)
+
+
+@pytest.mark.parametrize("array", [np.arange(10, dtype=np.int32), np.zeros((3, 0), np.float32),
+                                   np.array(["ab", "cdé"]), np.arange(35, dtype=np.float32).reshape(5, 7)[:, ::2],
+                                   np.zeros(0, np.int64)], ids=["int", "empty-2d", "str", "strided", "empty"])
+def test_arrays_are_written_as_np_save_writes_them_with_their_checksum(tmp_path, array):
+    np.save(tmp_path / "a.npy", array, allow_pickle=False)
+    digest = model_dir._save_npy((tmp_path / "b.npy", array))
+    assert (tmp_path / "b.npy").read_bytes() == (tmp_path / "a.npy").read_bytes()
+    assert digest == model_dir.sha256_file(tmp_path / "a.npy")

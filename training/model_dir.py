@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -46,12 +47,34 @@ def sha256_file(path: str | os.PathLike) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _each_file(func: Any, paths: list[Path]) -> list[Any]:
-    """``func`` of every path, on a few threads (hashing and fsync release the GIL)."""
+def _each_file(func: Any, paths: list[Any]) -> list[Any]:
+    """``func`` of every path (or job), on a few threads (writes, hashing and fsync release the GIL)."""
     if len(paths) < 2:
         return [func(p) for p in paths]
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         return list(pool.map(func, paths))
+
+
+def _save_npy(job: tuple[Path, np.ndarray]) -> str:
+    """Write an array as ``np.save`` does, fsync it, and return its sha256 (hashed from memory)."""
+    path, array = job
+    array = np.ascontiguousarray(array)
+    header = io.BytesIO()
+    meta = np.lib.format.header_data_from_array_1_0(array)
+    try:
+        np.lib.format.write_array_header_1_0(header, meta)
+    except ValueError:  # a header too long for format 1.0
+        header = io.BytesIO()
+        np.lib.format.write_array_header_2_0(header, meta)
+    digest = hashlib.sha256(header.getvalue())
+    data = memoryview(array.reshape(-1)).cast("B") if array.size else memoryview(b"")
+    digest.update(data)
+    with open(path, "wb") as fh:
+        fh.write(header.getvalue())
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return digest.hexdigest()
 
 
 def _fsync_path(path: Path) -> None:
@@ -184,11 +207,14 @@ def publish(
     tmp = root / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
+        jobs = []
         for stem, array in arrays.items():
             array = np.asarray(array)
             if array.dtype.hasobject:
                 raise TypeError(f"array {stem!r} holds Python objects; .npy files must not pickle")
-            np.save(tmp / f"{stem}.npy", array, allow_pickle=False)
+            jobs.append((tmp / f"{stem}.npy", array))
+        # written, hashed and synced on a few threads; the other files are hashed from disk below
+        written = dict(zip((p.name for p, _ in jobs), _each_file(_save_npy, jobs)))
         _write_jsonl(tmp / ARTICLES, articles)
         np.save(tmp / "texts_offsets.npy", _write_jsonl(tmp / TEXTS, texts), allow_pickle=False)
         known: dict[str, str] = {}  # checksums of linked or copied files, from their version's manifest
@@ -211,6 +237,7 @@ def publish(
                 (tmp / PLAIN_VECTORIZER[0]).write_bytes(plain.params_json())
                 for stem, array in plain.arrays().items():
                     np.save(tmp / f"{stem}.npy", array, allow_pickle=False)
+        known.update(written)
         names = sorted(p for p in tmp.iterdir() if p.name not in known)
         files = dict(sorted({**known, **dict(zip((p.name for p in names), _each_file(sha256_file, names)))}.items()))
         digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
@@ -226,7 +253,8 @@ def publish(
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
-        _each_file(_fsync_path, [p for p in tmp.iterdir() if p.name not in linked])  # linked: already on disk
+        # linked files are already on disk, written arrays were synced as they were written
+        _each_file(_fsync_path, [p for p in tmp.iterdir() if p.name not in linked and p.name not in written])
         _fsync_path(tmp)
         os.rename(tmp, root / version)
         _fsync_path(root)
