@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import gzip
 import json
 import os
@@ -82,6 +83,7 @@ def timed(*args: object) -> dict:
     CPU time (user + system of the process and its threads) depends less on the other jobs
     of a shared machine than wall time does. Fails loudly on a non-zero exit.
     """
+    os.sync()  # the setup's writes (a store copied just before) are not the command's to flush
     run = run_timed([str(RELATED), *map(str, args)])
     if run.returncode:
         raise click.ClickException(f"related {' '.join(map(str, args))} failed:\n{run.stderr}")
@@ -142,6 +144,8 @@ def main(pool_path, work, repeats, held_out, edited, seed, json_out):
         pool = [json.loads(line) for line in fh if line.strip()]
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    compileall.compile_dir(REPO / "training", quiet=1)  # byte-code, as `make install` leaves it
+    compileall.compile_dir(REPO / "service", quiet=1)
     paths = make_inputs(pool, work, held_out, edited, seed)
     load_before = os.getloadavg()
     base = timed("train", "--corpus", paths["base"], "--models-dir", work / "base")
