@@ -175,6 +175,8 @@ def publish(
     """Write a complete version in a temporary directory, rename it into place, repoint CURRENT.
 
     A failure or a kill at any point leaves CURRENT and the versions it names untouched.
+    :class:`training.version_writer.VersionWriter` does the work; use it directly to write
+    some arrays early.
 
     Parameters
     ----------
@@ -199,71 +201,13 @@ def publish(
     str
         The new version id.
     """
+    from training.version_writer import VersionWriter
+
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
-    root = Path(models_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    _clean_stale_tmp(root)
-    tmp = root / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    try:
-        jobs = []
-        for stem, array in arrays.items():
-            array = np.asarray(array)
-            if array.dtype.hasobject:
-                raise TypeError(f"array {stem!r} holds Python objects; .npy files must not pickle")
-            jobs.append((tmp / f"{stem}.npy", array))
-        # written, hashed and synced on a few threads; the other files are hashed from disk below
-        written = dict(zip((p.name for p, _ in jobs), _each_file(_save_npy, jobs)))
-        _write_jsonl(tmp / ARTICLES, articles)
-        np.save(tmp / "texts_offsets.npy", _write_jsonl(tmp / TEXTS, texts), allow_pickle=False)
-        known: dict[str, str] = {}  # checksums of linked or copied files, from their version's manifest
-        linked: set[str] = set()
-        if isinstance(vectorizer, (str, os.PathLike)):
-            source = Path(vectorizer).parent
-            recorded = read_manifest(source).get("files", {})
-            for name in (VECTORIZER, *PLAIN_VECTORIZER):
-                if (source / name).exists() or name == VECTORIZER:
-                    if _link_or_copy(source / name, tmp / name):
-                        linked.add(name)
-                    if name in recorded:
-                        known[name] = recorded[name]
-        else:
-            import joblib  # only here: `related update` links the parent's files
-
-            joblib.dump(vectorizer, tmp / VECTORIZER)
-            if callable(getattr(vectorizer, "plain", None)):
-                plain = vectorizer.plain()
-                (tmp / PLAIN_VECTORIZER[0]).write_bytes(plain.params_json())
-                for stem, array in plain.arrays().items():
-                    np.save(tmp / f"{stem}.npy", array, allow_pickle=False)
-        known.update(written)
-        names = sorted(p for p in tmp.iterdir() if p.name not in known)
-        files = dict(sorted({**known, **dict(zip((p.name for p in names), _each_file(sha256_file, names)))}.items()))
-        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-        now = datetime.now(timezone.utc)
-        version = version_id(digest, now)
-        while (root / version).exists():
-            version = version_id(hashlib.sha256(version.encode()).hexdigest(), now)
-        full = {
-            "format_version": FORMAT_VERSION,
-            "version": version,
-            "created_at": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            **manifest,
-            "files": files,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
-        # linked files are already on disk, written arrays were synced as they were written
-        _each_file(_fsync_path, [p for p in tmp.iterdir() if p.name not in linked and p.name not in written])
-        _fsync_path(tmp)
-        os.rename(tmp, root / version)
-        _fsync_path(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    set_current(root, version)
-    prune(root, keep)
-    return version
+    with VersionWriter(models_dir) as writer:
+        return writer.publish(arrays=arrays, articles=articles, texts=texts, vectorizer=vectorizer,
+                              manifest=manifest, keep=keep)
 
 
 def set_current(models_dir: str | os.PathLike, version: str) -> None:

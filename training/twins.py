@@ -147,7 +147,6 @@ def dense_pair_dots(dense: np.ndarray, local: np.ndarray, indptr: np.ndarray, in
     -------
     numpy.ndarray of float32, shape (p,)
     """
-    out = np.zeros(len(b), dtype=np.float32)
     ptr, pos = take_rows(indptr, b)
     pair_of = np.repeat(np.arange(len(b)), np.diff(ptr))
     prod = data[pos] * dense[np.asarray(local)[pair_of], indices[pos]]

@@ -27,6 +27,7 @@ from training.twins import take_rows
 from training import update_lists
 from training.update_lists import COMPILED_ABOVE, Vectors, patch_final_lists, patch_first_pass
 from training.update_state import FirstPass, exhaustive, load_state, state_arrays
+from training.version_writer import VersionWriter
 
 
 @dataclass
@@ -126,6 +127,25 @@ def _full_recomputation(vec: Vectors, n_first: int, candidates: int, params: dic
     return first, lists
 
 
+def _lists(parent: Path, state: dict[str, np.ndarray], vec: Vectors, map_old: np.ndarray, changed: np.ndarray,
+           params: dict[str, Any], n_jobs: int) -> tuple[FirstPass, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Every row's first pass, stored list and expanded vector: patched from the parent where that is exact."""
+    expansion = params["expansion"]
+    n_first, candidates = int(expansion["first_pass"]), int(params["candidates"])
+    if exhaustive(len(vec.dense), vec.dense.shape[1], candidates) or state["update_candidate_sparse"].shape[1] == 0:
+        first, (indices, scores, stored_dense) = _full_recomputation(vec, n_first, candidates, params, n_jobs)
+        return first, indices, scores, stored_dense, {"kept": 0, "patched": 0, "recomputed": len(vec.dense)}
+    threads = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    first, counts, _ = patch_first_pass(state, map_old, changed, vec, n_first, candidates, threads)
+    old_first = FirstPass(state["update_first_indices"], state["update_first_scores"], None, None)
+    indices, scores, stored_dense, counts["reranked"] = patch_final_lists(
+        first, old_first, (model_dir.load_array(parent, "neighbors_indices"),
+                           model_dir.load_array(parent, "neighbors_scores")),
+        model_dir.load_array(parent, "vectors_dense"), map_old, changed, vec,
+        int(params["neighbors"]), int(expansion["neighbors"]), float(expansion["alpha"]), threads)
+    return first, indices, scores, stored_dense, counts
+
+
 def update(
     models_dir: str | os.PathLike, delta: str | os.PathLike, *, keep: int = 3, n_jobs: int = -1,
 ) -> UpdateResult:
@@ -188,26 +208,7 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
     vec, map_old, changed = _vectors(parent, manifest, state, plan, new_vectors)
     timings["fit_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
     n, params = len(vec.dense), manifest["params"]
-    expansion = params["expansion"]
-    n_first, candidates = int(expansion["first_pass"]), int(params["candidates"])
-    if exhaustive(n, vec.dense.shape[1], candidates) or state["update_candidate_sparse"].shape[1] == 0:
-        first, (indices, scores, stored_dense) = _full_recomputation(vec, n_first, candidates, params, n_jobs)
-        counts = {"kept": 0, "patched": 0, "recomputed": n}
-    else:
-        threads = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-        first, counts, _ = patch_first_pass(state, map_old, changed, vec, n_first, candidates, threads)
-        old_first = FirstPass(state["update_first_indices"], state["update_first_scores"], None, None)
-        indices, scores, stored_dense, counts["reranked"] = patch_final_lists(
-            first, old_first, (model_dir.load_array(parent, "neighbors_indices"),
-                               model_dir.load_array(parent, "neighbors_scores")),
-            model_dir.load_array(parent, "vectors_dense"), map_old, changed, vec,
-            int(params["neighbors"]), int(expansion["neighbors"]), float(expansion["alpha"]), threads)
-    dense = vec.dense
-    timings["neighbors_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
     slot = np.full(n, -1, np.int64)
     slot[plan.changed_rows] = np.arange(len(plan.changed))
     article_ids = ids[np.maximum(plan.source, 0)]
@@ -216,37 +217,41 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
         article_ids[plan.changed_rows] = rows.ids
     published = np.asarray(model_dir.load_array(parent, "published"))[np.maximum(plan.source, 0)]
     published[plan.changed_rows] = np.asarray(rows.published, dtype=np.float64)
-    articles = _lines((parent / model_dir.ARTICLES).read_bytes(), None, plan.source, slot,
-                      [model_dir.jsonl_line(a) for a in rows.articles])
-    texts = _lines((parent / model_dir.TEXTS).read_bytes(), np.asarray(model_dir.load_array(parent, "texts_offsets")),
-                   plan.source, slot, [model_dir.jsonl_line(t) for t in rows.texts])
-    arrays = {
-        "article_ids": article_ids, "neighbors_indices": indices, "neighbors_scores": scores,
-        "vectors_sparse_data": vec.data, "vectors_sparse_indices": vec.indices,
-        "vectors_sparse_indptr": vec.indptr,
-        "vectors_dense": stored_dense, "published": published, **state_arrays(first, dense),
-    }
-    new_manifest = {
-        "parent_version": parent.name,
-        "features_from": str(parent),
-        "corpus": {"path": str(delta), "sha256": file_sha256(delta), "records": len(plan.changed) + plan.deleted,
-                   "skipped": 0, "skipped_lines": []},
-        "update": {"added": plan.added, "edited": plan.edited, "deleted": plan.deleted, "rows": counts},
-        "counts": {**manifest["counts"], "articles": n},
-        "params": params,
-        "fields": manifest["fields"],
-        "libraries": library_versions(),
-        "duplicates": duplicate_report(indices, scores, article_ids),
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
-    if model_dir.current_version(models_dir) != parent.name:  # another run published meanwhile
-        raise model_dir.ModelDirError(f"{models_dir}: CURRENT moved away from {parent.name} during the "
-                                      "update; run it again on the new version")
-    version = model_dir.publish(
-        models_dir, arrays=arrays,
-        articles=articles, texts=texts,
-        vectorizer=parent / model_dir.VECTORIZER, manifest=new_manifest, keep=keep,
-    )
-    timings["write_s"] = time.perf_counter() - t0
+    with VersionWriter(models_dir) as writer:  # what is known now is written while the lists are computed
+        writer.add_arrays({"article_ids": article_ids, "published": published, "vectors_sparse_data": vec.data,
+                           "vectors_sparse_indices": vec.indices, "vectors_sparse_indptr": vec.indptr,
+                           "update_latent": vec.dense})
+        t0 = time.perf_counter()
+        first, indices, scores, stored_dense, counts = _lists(parent, state, vec, map_old, changed, params, n_jobs)
+        timings["neighbors_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        articles = _lines((parent / model_dir.ARTICLES).read_bytes(), None, plan.source, slot,
+                          [model_dir.jsonl_line(a) for a in rows.articles])
+        texts = _lines((parent / model_dir.TEXTS).read_bytes(),
+                       np.asarray(model_dir.load_array(parent, "texts_offsets")), plan.source, slot,
+                       [model_dir.jsonl_line(t) for t in rows.texts])
+        arrays = {"neighbors_indices": indices, "neighbors_scores": scores, "vectors_dense": stored_dense,
+                  **state_arrays(first, vec.dense)}
+        del arrays["update_latent"]  # written above
+        new_manifest = {
+            "parent_version": parent.name,
+            "features_from": str(parent),
+            "corpus": {"path": str(delta), "sha256": file_sha256(delta),
+                       "records": len(plan.changed) + plan.deleted, "skipped": 0, "skipped_lines": []},
+            "update": {"added": plan.added, "edited": plan.edited, "deleted": plan.deleted, "rows": counts},
+            "counts": {**manifest["counts"], "articles": n},
+            "params": params,
+            "fields": manifest["fields"],
+            "libraries": library_versions(),
+            "duplicates": duplicate_report(indices, scores, article_ids),
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+        }
+        if model_dir.current_version(models_dir) != parent.name:  # another run published meanwhile
+            raise model_dir.ModelDirError(f"{models_dir}: CURRENT moved away from {parent.name} during the "
+                                          "update; run it again on the new version")
+        version = writer.publish(arrays=arrays, articles=articles, texts=texts,
+                                 vectorizer=parent / model_dir.VECTORIZER, manifest=new_manifest, keep=keep)
+        timings["write_s"] = time.perf_counter() - t0
     return UpdateResult(version, Path(models_dir) / version, parent.name, n, plan.added, plan.edited,
                         plan.deleted, counts, timings)

@@ -1,0 +1,136 @@
+"""Write one model version: files in a temporary directory, checksums, fsync, rename into the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training import model_dir
+from training.model_dir import (ARTICLES, FORMAT_VERSION, MANIFEST, PLAIN_VECTORIZER, TEXTS, TMP_PREFIX, VECTORIZER,
+                                EncodedLines)
+
+
+class VersionWriter:
+    """A version being written; arrays given early are written, hashed and synced on threads meanwhile.
+
+    Use it as a context manager: leaving without :meth:`publish` (an error, a kill) removes
+    the temporary directory, so the store and CURRENT stay as they were.
+
+    Parameters
+    ----------
+    models_dir : path-like
+        The model store (created if missing).
+    """
+
+    def __init__(self, models_dir: str | os.PathLike) -> None:
+        self.models_dir = models_dir
+
+    def __enter__(self) -> VersionWriter:
+        self.root_ = Path(self.models_dir)
+        self.root_.mkdir(parents=True, exist_ok=True)
+        model_dir._clean_stale_tmp(self.root_)
+        self.tmp_ = self.root_ / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+        self.tmp_.mkdir()
+        self.pool_ = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+        self.written_: dict[str, Future[str]] = {}
+        self.version_: str | None = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool_.shutdown(wait=True, cancel_futures=True)
+        if self.version_ is None:
+            shutil.rmtree(self.tmp_, ignore_errors=True)
+
+    def add_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Start writing arrays as ``<stem>.npy`` (no pickled objects), hashed and synced on threads.
+
+        Parameters
+        ----------
+        arrays : mapping of file stem to numpy array
+            Not to be modified until :meth:`publish` returns.
+        """
+        for stem, array in arrays.items():
+            array = np.asarray(array)
+            if array.dtype.hasobject:
+                raise TypeError(f"array {stem!r} holds Python objects; .npy files must not pickle")
+            self.written_[f"{stem}.npy"] = self.pool_.submit(model_dir._save_npy, (self.tmp_ / f"{stem}.npy", array))
+
+    def publish(
+        self, *, arrays: Mapping[str, np.ndarray],
+        articles: Iterable[Mapping[str, Any] | bytes] | EncodedLines,
+        texts: Iterable[Mapping[str, Any] | bytes] | EncodedLines,
+        vectorizer: Any, manifest: dict[str, Any], keep: int = 3,
+    ) -> str:
+        """Write the rest, rename the version into the store, repoint CURRENT, prune.
+
+        Parameters are those of :func:`training.model_dir.publish`; ``arrays`` are the ones
+        not given to :meth:`add_arrays`.
+
+        Returns
+        -------
+        str
+            The new version id.
+        """
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        tmp, root = self.tmp_, self.root_
+        self.add_arrays(arrays)
+        model_dir._write_jsonl(tmp / ARTICLES, articles)
+        self.add_arrays({"texts_offsets": model_dir._write_jsonl(tmp / TEXTS, texts)})
+        known: dict[str, str] = {}  # checksums of linked or copied files, from their version's manifest
+        linked: set[str] = set()
+        if isinstance(vectorizer, (str, os.PathLike)):
+            source = Path(vectorizer).parent
+            recorded = model_dir.read_manifest(source).get("files", {})
+            for name in (VECTORIZER, *PLAIN_VECTORIZER):
+                if (source / name).exists() or name == VECTORIZER:
+                    if model_dir._link_or_copy(source / name, tmp / name):
+                        linked.add(name)
+                    if name in recorded:
+                        known[name] = recorded[name]
+        else:
+            import joblib  # only here: `related update` links the parent's files
+
+            joblib.dump(vectorizer, tmp / VECTORIZER)
+            if callable(getattr(vectorizer, "plain", None)):
+                plain = vectorizer.plain()
+                (tmp / PLAIN_VECTORIZER[0]).write_bytes(plain.params_json())
+                self.add_arrays(plain.arrays())
+        written = {name: future.result() for name, future in self.written_.items()}  # re-raises a write error
+        known.update(written)
+        names = sorted(p for p in tmp.iterdir() if p.name not in known)
+        files = dict(sorted({**known, **dict(zip((p.name for p in names),
+                                                 self.pool_.map(model_dir.sha256_file, names)))}.items()))
+        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        now = datetime.now(timezone.utc)
+        version = model_dir.version_id(digest, now)
+        while (root / version).exists():
+            version = model_dir.version_id(hashlib.sha256(version.encode()).hexdigest(), now)
+        full = {
+            "format_version": FORMAT_VERSION,
+            "version": version,
+            "created_at": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            **manifest,
+            "files": files,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+        # linked files are already on disk, written arrays were synced as they were written
+        list(self.pool_.map(model_dir._fsync_path,
+                            [p for p in tmp.iterdir() if p.name not in linked and p.name not in written]))
+        model_dir._fsync_path(tmp)
+        os.rename(tmp, root / version)
+        self.version_ = version
+        model_dir._fsync_path(root)
+        model_dir.set_current(root, version)
+        model_dir.prune(root, keep)
+        return version
