@@ -22,17 +22,23 @@ def latent_dots(const float[:, ::1] q, const float[:, ::1] base_t, float[:, ::1]
     cdef Py_ssize_t rows = q.shape[0], dims = q.shape[1], n = base_t.shape[1]
     cdef Py_ssize_t i, k, j, j0, j1
     cdef float w
+    cdef float *o
+    cdef const float *b
+    if rows == 0 or n == 0:
+        return
     with nogil:
         j0 = 0
         while j0 < n:
             j1 = min(n, j0 + COLUMNS)
             for i in range(rows):
+                o = &out[i, 0]
                 for j in range(j0, j1):
-                    out[i, j] = 0
+                    o[j] = 0
                 for k in range(dims):
                     w = q[i, k]
-                    for j in range(j0, j1):
-                        out[i, j] += w * base_t[k, j]
+                    b = &base_t[k, 0]
+                    for j in range(j0, j1):  # across scores, not within one: each stays a sum in order
+                        o[j] += w * b[j]
             j0 = j1
 
 
