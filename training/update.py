@@ -128,15 +128,21 @@ def _full_recomputation(vec: Vectors, n_first: int, candidates: int, params: dic
 
 
 def _lists(parent: Path, state: dict[str, np.ndarray], vec: Vectors, map_old: np.ndarray, changed: np.ndarray,
-           params: dict[str, Any], n_jobs: int) -> tuple[FirstPass, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """Every row's first pass, stored list and expanded vector: patched from the parent where that is exact."""
+           params: dict[str, Any], n_jobs: int, writer: VersionWriter,
+           ) -> tuple[FirstPass, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Every row's first pass, stored list and expanded vector: patched from the parent where that is exact.
+
+    The new update state is given to ``writer`` as soon as it is known.
+    """
     expansion = params["expansion"]
     n_first, candidates = int(expansion["first_pass"]), int(params["candidates"])
     if exhaustive(len(vec.dense), vec.dense.shape[1], candidates) or state["update_candidate_sparse"].shape[1] == 0:
         first, (indices, scores, stored_dense) = _full_recomputation(vec, n_first, candidates, params, n_jobs)
+        writer.add_arrays({k: v for k, v in state_arrays(first, vec.dense).items() if k != "update_latent"})
         return first, indices, scores, stored_dense, {"kept": 0, "patched": 0, "recomputed": len(vec.dense)}
     threads = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
     first, counts, _ = patch_first_pass(state, map_old, changed, vec, n_first, candidates, threads)
+    writer.add_arrays({k: v for k, v in state_arrays(first, vec.dense).items() if k != "update_latent"})
     old_first = FirstPass(state["update_first_indices"], state["update_first_scores"], None, None)
     indices, scores, stored_dense, counts["reranked"] = patch_final_lists(
         first, old_first, (model_dir.load_array(parent, "neighbors_indices"),
@@ -222,7 +228,8 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
                            "vectors_sparse_indices": vec.indices, "vectors_sparse_indptr": vec.indptr,
                            "update_latent": vec.dense})
         t0 = time.perf_counter()
-        first, indices, scores, stored_dense, counts = _lists(parent, state, vec, map_old, changed, params, n_jobs)
+        first, indices, scores, stored_dense, counts = _lists(parent, state, vec, map_old, changed, params, n_jobs,
+                                                              writer)
         timings["neighbors_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -231,9 +238,7 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
         texts = _lines((parent / model_dir.TEXTS).read_bytes(),
                        np.asarray(model_dir.load_array(parent, "texts_offsets")), plan.source, slot,
                        [model_dir.jsonl_line(t) for t in rows.texts])
-        arrays = {"neighbors_indices": indices, "neighbors_scores": scores, "vectors_dense": stored_dense,
-                  **state_arrays(first, vec.dense)}
-        del arrays["update_latent"]  # written above
+        arrays = {"neighbors_indices": indices, "neighbors_scores": scores, "vectors_dense": stored_dense}
         new_manifest = {
             "parent_version": parent.name,
             "features_from": str(parent),
