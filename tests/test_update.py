@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import numpy as np
 import pytest
@@ -314,6 +315,9 @@ def test_cli_update_then_train_features_from_agree(tmp_path, store):
     assert rows.endswith(f"(parent {parent.name})")
     manifest = model_dir.verify(models / version)
     assert manifest["parent_version"] == parent.name and manifest["update"]["deleted"] == 1
+    assert manifest["update"]["loops"] == ("numpy" if update_lists.LOOPS is None else "compiled")
+    parent_libraries = model_dir.read_manifest(parent)["libraries"]  # the features' libraries, this run's numpy
+    assert manifest["libraries"] == {**parent_libraries, "python": platform.python_version(), "numpy": np.__version__}
     assert (models / version / "vectorizer.joblib").samefile(parent / "vectorizer.joblib")
     updated = write_jsonl(tmp_path / "updated.jsonl", apply_delta(records, delta))
     full = run("train", "--corpus", updated, "--models-dir", tmp_path / "full", "--neighbors", 5,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from training.corpus import FieldMap, file_sha256
 from training.delta import Delta, read_delta
 from training.duplicates import duplicate_report
 from training.plain_vectorizer import PlainVectorizer
-from training.rows import Rows, library_versions
+from training.rows import Rows
 from training.twins import take_rows
 from training import update_lists
 from training.update_lists import COMPILED_ABOVE, Vectors, patch_final_lists, patch_first_pass
@@ -244,11 +245,14 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
             "features_from": str(parent),
             "corpus": {"path": str(delta), "sha256": file_sha256(delta),
                        "records": len(plan.changed) + plan.deleted, "skipped": 0, "skipped_lines": []},
-            "update": {"added": plan.added, "edited": plan.edited, "deleted": plan.deleted, "rows": counts},
+            "update": {"added": plan.added, "edited": plan.edited, "deleted": plan.deleted, "rows": counts,
+                       "loops": "numpy" if update_lists.LOOPS is None else "compiled"},
             "counts": {**manifest["counts"], "articles": n},
             "params": params,
             "fields": manifest["fields"],
-            "libraries": library_versions(),
+            # the features are the parent's (fitted with its libraries); this run used this Python and numpy
+            "libraries": {**manifest.get("libraries", {}), "python": platform.python_version(),
+                          "numpy": np.__version__},
             "duplicates": duplicate_report(indices, scores, article_ids),
             "timings": {k: round(v, 3) for k, v in timings.items()},
         }
