@@ -8,6 +8,7 @@ the plain vectorizer or the update state's score parts take the slower path of t
 from __future__ import annotations
 
 import gc
+import mmap
 import os
 import platform
 import time
@@ -46,7 +47,13 @@ class UpdateResult:
     timings: dict[str, float]
 
 
-def _lines(old: bytes, old_offsets: np.ndarray | None, source: np.ndarray, slot: np.ndarray,
+def _mapped(path: Path) -> bytes | mmap.mmap:
+    """A file's bytes, memory-mapped (runs of it are written out without a copy in memory)."""
+    with open(path, "rb") as fh:
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(fh.fileno()).st_size else b""
+
+
+def _lines(old: bytes | mmap.mmap, old_offsets: np.ndarray | None, source: np.ndarray, slot: np.ndarray,
            new: list[bytes]) -> model_dir.EncodedLines:
     """The rows of a version's JSON Lines file in new order: runs of parent rows copied as byte ranges."""
     if old_offsets is None:  # encoded rows never hold a raw newline
@@ -234,9 +241,9 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
         timings["neighbors_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        articles = _lines((parent / model_dir.ARTICLES).read_bytes(), None, plan.source, slot,
+        articles = _lines(_mapped(parent / model_dir.ARTICLES), None, plan.source, slot,
                           [model_dir.jsonl_line(a) for a in rows.articles])
-        texts = _lines((parent / model_dir.TEXTS).read_bytes(),
+        texts = _lines(_mapped(parent / model_dir.TEXTS),
                        np.asarray(model_dir.load_array(parent, "texts_offsets")), plan.source, slot,
                        [model_dir.jsonl_line(t) for t in rows.texts])
         arrays = {"neighbors_indices": indices, "neighbors_scores": scores, "vectors_dense": stored_dense}
