@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -249,3 +251,12 @@ def test_unknown_version_and_tampered_model_are_clear_errors(models):
     np.save(scores, np.zeros((len(IDS), 6), dtype=np.float32))
     result = run("export", "--models-dir", models)
     assert result.exit_code == 2 and f"{scores}: checksum mismatch" in result.stderr
+
+
+def test_the_console_script_keeps_each_command_exit_code(tmp_path):
+    script = [sys.executable, "-c", "from training.cli import entry; entry()"]
+    ok = subprocess.run([*script, "--help"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "Usage: " in ok.stdout
+    bad = subprocess.run([*script, "train", "--corpus", str(tmp_path / "missing.jsonl"), "--models-dir",
+                          str(tmp_path / "models")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "cannot open corpus" in bad.stderr
