@@ -106,7 +106,7 @@ def test_manifest_checksums_every_file_and_verifies(trained):
     assert manifest["format_version"] == model_dir.FORMAT_VERSION == 1
     assert manifest["version"] == result.version
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$", manifest["created_at"])
-    others = {p.name for p in result.path.iterdir()} - {model_dir.MANIFEST}
+    others = {p.name for p in result.path.iterdir()} - {model_dir.MANIFEST, model_dir.CHECKED}
     assert set(manifest["files"]) == others
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((result.path / name).read_bytes()).hexdigest() == digest
@@ -132,7 +132,7 @@ def copy_of(trained, tmp_path):
     return dst
 
 
-@pytest.mark.parametrize("name", sorted(documented_files() - {model_dir.MANIFEST}))
+@pytest.mark.parametrize("name", sorted(documented_files() - {model_dir.MANIFEST, model_dir.CHECKED}))
 def test_verify_detects_a_tampered_or_missing_file(copy_of, name):
     target = copy_of / name
     data = bytearray(target.read_bytes())
@@ -353,3 +353,34 @@ def test_arrays_are_written_as_np_save_writes_them_with_their_checksum(tmp_path,
     digest = model_dir._save_npy((tmp_path / "b.npy", array))
     assert (tmp_path / "b.npy").read_bytes() == (tmp_path / "a.npy").read_bytes()
     assert digest == model_dir.sha256_file(tmp_path / "a.npy")
+
+
+def test_verify_trusts_only_files_unchanged_since_they_were_checked(trained, monkeypatch):
+    result, _, _ = trained
+    hashed = []
+    sha256_file = model_dir.sha256_file
+    monkeypatch.setattr(model_dir, "sha256_file", lambda path: hashed.append(Path(path).name) or sha256_file(path))
+    listed = set(model_dir.read_manifest(result.path)["files"])
+    model_dir.verify(result.path)
+    assert set(hashed) == listed  # the service's check hashes everything
+    hashed.clear()
+    time.sleep(0.05)  # past the clock tick of the record
+    model_dir.verify(result.path, trust_checked=True)
+    racy = set(hashed)  # written in the tick the record was: hashed anyway
+    assert len(racy) < len(listed)
+    # a file rewritten in place with the same size: its change time moves, it is hashed and refused
+    target = result.path / "neighbors_scores.npy"
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    with open(target, "r+b") as fh:
+        fh.write(bytes(data))
+    hashed.clear()
+    with pytest.raises(model_dir.ModelDirError, match="neighbors_scores.npy: checksum mismatch"):
+        model_dir.verify(result.path, trust_checked=True)
+    assert "neighbors_scores.npy" in hashed
+    # without the record, everything is hashed
+    (result.path / model_dir.CHECKED).unlink()
+    target.write_bytes(bytes(data[:-1] + bytes([data[-1] ^ 0xFF])))
+    hashed.clear()
+    model_dir.verify(result.path, trust_checked=True)
+    assert set(hashed) == listed

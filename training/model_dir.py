@@ -25,6 +25,9 @@ VECTORIZER = "vectorizer.joblib"
 PLAIN_VECTORIZER = ("vectorizer.json", "vectorizer_idf.npy", "vectorizer_components.npy")
 ARTICLES = "articles.jsonl"
 TEXTS = "texts.jsonl"
+#: Each file's checksum and status when written (not in the manifest): `related update` skips
+#: hashing again the parent files whose status has not changed since (see :func:`verify`).
+CHECKED = "checked.json"
 TMP_PREFIX = ".tmp-"
 
 
@@ -338,7 +341,44 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def verify(path: str | os.PathLike, only: Iterable[str] | None = None, skip: Iterable[str] = ()) -> dict[str, Any]:
+def _stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def write_checked(path: Path, files: Mapping[str, str]) -> None:
+    """Record the checksum and file status of a version's files as they are now (:data:`CHECKED`).
+
+    Parameters
+    ----------
+    path : Path
+        The version directory (or the temporary one being published).
+    files : mapping of file name to sha256
+    """
+    entries = {name: [*_stat_key(os.stat(path / name)), digest] for name, digest in files.items()}
+    (path / CHECKED).write_text(json.dumps(entries, separators=(",", ":")))
+
+
+def _unchanged_since_checked(path: Path, listed: Mapping[str, str]) -> set[str]:
+    """Files whose status is the one recorded with their manifest checksum (git's index trusts the same)."""
+    try:
+        recorded = json.loads((path / CHECKED).read_bytes())
+        written = os.stat(path / CHECKED).st_mtime_ns
+    except (OSError, ValueError):
+        return set()
+    out = set()
+    for name, entry in recorded.items() if isinstance(recorded, dict) else ():
+        try:
+            now = _stat_key(os.stat(path / name))
+        except OSError:
+            continue
+        # changed in the clock tick the record was written: its status cannot tell (racy), hash it
+        if entry[:4] == now and entry[4] == listed.get(name) and now[3] < written:
+            out.add(name)
+    return out
+
+
+def verify(path: str | os.PathLike, only: Iterable[str] | None = None, skip: Iterable[str] = (),
+           trust_checked: bool = False) -> dict[str, Any]:
     """Check that every file of a version exists with the manifest's sha256.
 
     Parameters
@@ -349,6 +389,10 @@ def verify(path: str | os.PathLike, only: Iterable[str] | None = None, skip: Ite
         Check only these files (default: all the manifest lists).
     skip : iterable of str
         Files not to check (checked elsewhere).
+    trust_checked : bool
+        Skip the files whose size, inode and modification and change times are those
+        recorded when they were written and checked (:func:`write_checked`): any write,
+        truncation or replacement since changes them; silent decay of the medium does not.
 
     Returns
     -------
@@ -361,6 +405,9 @@ def verify(path: str | os.PathLike, only: Iterable[str] | None = None, skip: Ite
     unlisted = [name for name in names if name not in listed]
     if unlisted:
         raise ModelDirError(f"{Path(path) / unlisted[0]}: not in the manifest")
+    if trust_checked:
+        unchanged = _unchanged_since_checked(Path(path), listed)
+        names = [name for name in names if name not in unchanged]
     files = [(Path(path) / name, listed[name]) for name in names]
     for file, _ in files:
         if not file.is_file():

@@ -200,15 +200,16 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
     parent = model_dir.resolve(models_dir)
     listed = model_dir.read_manifest(parent).get("files", {})
     # a corrupt parent is refused before anything of it is read: first the files the delta's
-    # reading and vectors need, the others meanwhile (checked before the rest is read)
+    # reading and vectors need, the others meanwhile (checked before the rest is read); files
+    # unchanged since they were written and checked are not hashed again (model_dir.verify)
     first = ["article_ids.npy", *(name for name in (model_dir.VECTORIZER, *model_dir.PLAIN_VECTORIZER)
                                   if name in listed and (name != model_dir.VECTORIZER
                                                          or model_dir.PLAIN_VECTORIZER[0] not in listed))]
-    manifest = model_dir.verify(parent, only=first)
+    manifest = model_dir.verify(parent, only=first, trust_checked=True)
     timings: dict[str, float] = {}
     fields = FieldMap(**manifest["fields"])
     with ThreadPoolExecutor(max_workers=1) as pool:
-        rest = pool.submit(model_dir.verify, parent, skip=first)
+        rest = pool.submit(model_dir.verify, parent, skip=first, trust_checked=True)
         ids = model_dir.load_array(parent, "article_ids", mmap=False)
         plan = read_delta(delta, fields, ids)
         rows = Rows(title_field=fields.title_field)

@@ -124,6 +124,7 @@ class VersionWriter:
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+        model_dir.write_checked(tmp, files)
         # linked files are already on disk, written arrays were synced as they were written
         list(self.pool_.map(model_dir._fsync_path,
                             [p for p in tmp.iterdir() if p.name not in linked and p.name not in written]))
@@ -133,4 +134,6 @@ class VersionWriter:
         model_dir._fsync_path(root)
         model_dir.set_current(root, version)
         model_dir.prune(root, keep)
+        # pruning unlinked other links of the shared vectorizer files, which changed their status
+        model_dir.write_checked(root / version, files)
         return version
