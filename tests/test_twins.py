@@ -1,4 +1,4 @@
-"""The numpy twins of the compiled kernels give the kernels' floats, bit for bit."""
+"""The numpy twins of the compiled kernels, and the update's compiled loops, give the kernels' floats, bit for bit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training import twins
+from training.update_lists import LOOPS
 from training.first_pass import latent_dots
 from training.kernels import pair_dots
 
@@ -27,6 +28,10 @@ def test_latent_dots_twin_equals_the_kernel(rows, n, dims, seed):
     q = z[rng.integers(0, n, rows)]
     assert np.array_equal(twins.latent_dots(q, np.ascontiguousarray(z.T)), latent_dots(q, z.T))
     assert np.array_equal(twins.latent_dots(q, z.T), latent_dots(q, z.T))  # any layout
+    if LOOPS is not None:  # the compiled loops of `related update` too
+        out = np.empty((rows, n), np.float32)
+        LOOPS.latent_dots(np.ascontiguousarray(q), np.ascontiguousarray(z.T), out)
+        assert np.array_equal(out, latent_dots(q, z.T))
 
 
 @settings(max_examples=40, deadline=None)
@@ -48,6 +53,11 @@ def test_pair_dots_twin_equals_the_kernel_either_way_round(n, features, density,
     searched = twins._searched_pair_dots(x.indptr.astype(np.int64), x.indices, x.data, a[ok], cand.ravel()[ok],
                                          features)
     assert np.array_equal(searched, expected.ravel()[ok])
+    if LOOPS is not None:  # the compiled loops of `related update` too
+        out = np.empty(cand.size, np.float32)
+        LOOPS.pair_dots(x.indptr.astype(np.int64), x.indices, x.data, a.astype(np.int64),
+                        cand.ravel().astype(np.int64), out)
+        assert np.array_equal(out.reshape(expected.shape), expected)
 
 
 def test_pair_dots_twin_splits_large_inputs_into_blocks(monkeypatch):

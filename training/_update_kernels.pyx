@@ -71,6 +71,23 @@ def pair_dots(const long long[:] indptr, const int[:] indices, const float[:] da
             out[p] = _pair(indptr, indices, data, a[p], b[p]) if a[p] >= 0 and b[p] >= 0 else 0
 
 
+ctypedef fused index_t:
+    int
+    long long
+
+
+cdef inline Py_ssize_t _lower_bound(const index_t[:] a, long long x) noexcept nogil:
+    """The first position of the ascending ``a`` whose value is not below ``x``."""
+    cdef Py_ssize_t lo = 0, hi = a.shape[0], mid
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 cdef inline bint _before(float s1, long long r1, float s2, long long r2) noexcept nogil:
     """Entry 1 ranks before entry 2: higher score, or the same score and a lower row."""
     return s1 > s2 or (s1 == s2 and r1 < r2)
@@ -118,7 +135,7 @@ def merge_rows(
     cdef Py_ssize_t n_rows = kept.shape[0], W = cand_state.shape[1], C0 = csp_state.shape[1]
     cdef Py_ssize_t F = out_first.shape[1], nc = changed.shape[0], KC = out_csp.shape[1]
     cdef Py_ssize_t n = out_cand.shape[0], n_fresh = fresh_keys.shape[0]
-    cdef Py_ssize_t r, j, c, e, q, p, ne, stored, length, w, cw, k, count, known, alive, lo, hi, mid, t
+    cdef Py_ssize_t r, j, c, e, q, p, ne, stored, length, w, cw, k, count, known, alive, lo, t
     cdef long long old, row, m, b, rank, key, last_idx
     cdef float floor, v, total, last_val, sp
     cdef bint tie, dead, same, lost, grow
@@ -225,25 +242,10 @@ def merge_rows(
                         continue
                     b = new_rows[q]
                     sp = 0
-                    lo = 0
-                    hi = nc
-                    while lo < hi:
-                        mid = (lo + hi) // 2
-                        if changed[mid] < b:
-                            lo = mid + 1
-                        else:
-                            hi = mid
-                    rank = lo
+                    rank = _lower_bound(changed, b)
                     if rank < nc and changed[rank] == b:
                         key = rank * n + row
-                        lo = 0
-                        hi = n_fresh
-                        while lo < hi:
-                            mid = (lo + hi) // 2
-                            if fresh_keys[mid] < key:
-                                lo = mid + 1
-                            else:
-                                hi = mid
+                        lo = _lower_bound(fresh_keys, key)
                         if lo < n_fresh and fresh_keys[lo] == key:
                             sp = fresh_sparse[lo]
                         else:

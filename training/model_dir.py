@@ -202,12 +202,10 @@ def publish(
     Returns
     -------
     str
-        The new version id.
     """
     from training.version_writer import VersionWriter
 
-    if keep < 1:
-        raise ValueError(f"keep must be >= 1, got {keep}")
+    VersionWriter.check_keep(keep)  # before the store is touched
     with VersionWriter(models_dir) as writer:
         return writer.publish(arrays=arrays, articles=articles, texts=texts, vectorizer=vectorizer,
                               manifest=manifest, keep=keep)

@@ -51,6 +51,12 @@ class VersionWriter:
         if self.version_ is None:
             shutil.rmtree(self.tmp_, ignore_errors=True)
 
+    @staticmethod
+    def check_keep(keep: int) -> None:
+        """Refuse a number of versions to keep below 1 (ValueError)."""
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+
     def add_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Start writing arrays as ``<stem>.npy`` (no pickled objects), hashed and synced on threads.
 
@@ -81,8 +87,7 @@ class VersionWriter:
         str
             The new version id.
         """
-        if keep < 1:
-            raise ValueError(f"keep must be >= 1, got {keep}")
+        self.check_keep(keep)
         tmp, root = self.tmp_, self.root_
         self.add_arrays(arrays)
         model_dir._write_jsonl(tmp / ARTICLES, articles)
