@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.fixtures.planted import planted_corpus, random_corpus, write_jsonl
-from training import model_dir
+from training import model_dir, version_writer
 from training.model_dir import ModelDirError
 from training.pipeline import train
 
@@ -350,7 +350,7 @@ def test_kill_9_mid_train_keeps_the_served_version(tmp_path, big_corpus, when):
                                    np.zeros(0, np.int64)], ids=["int", "empty-2d", "str", "strided", "empty"])
 def test_arrays_are_written_as_np_save_writes_them_with_their_checksum(tmp_path, array):
     np.save(tmp_path / "a.npy", array, allow_pickle=False)
-    digest = model_dir._save_npy((tmp_path / "b.npy", array))
+    digest = version_writer._save_npy((tmp_path / "b.npy", array))
     assert (tmp_path / "b.npy").read_bytes() == (tmp_path / "a.npy").read_bytes()
     assert digest == model_dir.sha256_file(tmp_path / "a.npy")
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from training.version_writer import EncodedLines
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -58,72 +59,12 @@ def _each_file(func: Any, paths: list[Any]) -> list[Any]:
         return list(pool.map(func, paths))
 
 
-def _save_npy(job: tuple[Path, np.ndarray]) -> str:
-    """Write an array as ``np.save`` does, fsync it, and return its sha256 (hashed from memory)."""
-    path, array = job
-    array = np.ascontiguousarray(array)
-    header = io.BytesIO()
-    meta = np.lib.format.header_data_from_array_1_0(array)
-    try:
-        np.lib.format.write_array_header_1_0(header, meta)
-    except ValueError:  # a header too long for format 1.0
-        header = io.BytesIO()
-        np.lib.format.write_array_header_2_0(header, meta)
-    digest = hashlib.sha256(header.getvalue())
-    data = memoryview(array.reshape(-1)).cast("B") if array.size else memoryview(b"")
-    digest.update(data)
-    with open(path, "wb") as fh:
-        fh.write(header.getvalue())
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return digest.hexdigest()
-
-
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def jsonl_line(row: Mapping[str, Any]) -> bytes:
-    """One row as written to articles.jsonl / texts.jsonl (compact UTF-8 JSON and a newline).
-
-    Parameters
-    ----------
-    row : mapping
-
-    Returns
-    -------
-    bytes
-    """
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-@dataclass
-class EncodedLines:
-    """Rows of a JSON Lines file already encoded, as a few byte chunks (runs of rows copied from
-    another version's file, new rows) and every row's start offset plus the file size."""
-
-    chunks: list[bytes | memoryview]
-    offsets: np.ndarray
-
-
-def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any] | bytes] | EncodedLines) -> np.ndarray:
-    if isinstance(rows, EncodedLines):
-        with open(path, "wb") as fh:
-            for chunk in rows.chunks:
-                fh.write(chunk)
-        return np.asarray(rows.offsets, dtype=np.int64)
-    offsets = [0]
-    with open(path, "wb") as fh:
-        for row in rows:
-            line = row if isinstance(row, bytes) else jsonl_line(row)
-            fh.write(line)
-            offsets.append(offsets[-1] + len(line))
-    return np.asarray(offsets, dtype=np.int64)
 
 
 def version_id(digest: str, now: datetime | None = None) -> str:
@@ -142,16 +83,6 @@ def version_id(digest: str, now: datetime | None = None) -> str:
     """
     now = now or datetime.now(timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
-
-
-def _link_or_copy(source: Path, target: Path) -> bool:
-    """Hard-link ``source`` at ``target`` (True), or copy it where links fail (False)."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-        return False
-    return True
 
 
 def _clean_stale_tmp(models_dir: Path) -> None:
@@ -189,7 +120,7 @@ def publish(
         Saved as ``<stem>.npy`` (no pickled objects).
     articles, texts : iterables of dicts, or EncodedLines
         One per row: display metadata and display text (see docs/model-format.md); a
-        ``bytes`` item is an already encoded line (see :func:`jsonl_line`).
+        ``bytes`` item is an already encoded line (see :func:`training.version_writer.jsonl_line`).
     vectorizer : fitted ArticleVectorizer, or path-like
         A path names an existing ``vectorizer.joblib`` of a verified version, hard-linked
         (copied where links fail) with the plain files beside it instead of written again;
@@ -343,19 +274,6 @@ def _stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def write_checked(path: Path, files: Mapping[str, str]) -> None:
-    """Record the checksum and file status of a version's files as they are now (:data:`CHECKED`).
-
-    Parameters
-    ----------
-    path : Path
-        The version directory (or the temporary one being published).
-    files : mapping of file name to sha256
-    """
-    entries = {name: [*_stat_key(os.stat(path / name)), digest] for name, digest in files.items()}
-    (path / CHECKED).write_text(json.dumps(entries, separators=(",", ":")))
-
-
 def _unchanged_since_checked(path: Path, listed: Mapping[str, str]) -> set[str]:
     """Files whose status is the one recorded with their manifest checksum (git's index trusts the same)."""
     try:
@@ -389,7 +307,7 @@ def verify(path: str | os.PathLike, only: Iterable[str] | None = None, skip: Ite
         Files not to check (checked elsewhere).
     trust_checked : bool
         Skip the files whose size, inode and modification and change times are those
-        recorded when they were written and checked (:func:`write_checked`): any write,
+        recorded when they were written and checked (:func:`training.version_writer.write_checked`): any write,
         truncation or replacement since changes them; silent decay of the medium does not.
 
     Returns

@@ -29,7 +29,7 @@ from training.twins import take_rows
 from training import update_lists
 from training.update_lists import COMPILED_ABOVE, Vectors, patch_final_lists, patch_first_pass
 from training.update_state import FirstPass, exhaustive, load_state, state_arrays
-from training.version_writer import VersionWriter
+from training.version_writer import EncodedLines, VersionWriter, jsonl_line
 
 
 @dataclass
@@ -54,7 +54,7 @@ def _mapped(path: Path) -> bytes | mmap.mmap:
 
 
 def _lines(old: bytes | mmap.mmap, old_offsets: np.ndarray | None, source: np.ndarray, slot: np.ndarray,
-           new: list[bytes]) -> model_dir.EncodedLines:
+           new: list[bytes]) -> EncodedLines:
     """The rows of a version's JSON Lines file in new order: runs of parent rows copied as byte ranges."""
     if old_offsets is None:  # encoded rows never hold a raw newline
         old_offsets = np.r_[0, np.flatnonzero(np.frombuffer(old, np.uint8) == 10) + 1]
@@ -67,7 +67,7 @@ def _lines(old: bytes | mmap.mmap, old_offsets: np.ndarray | None, source: np.nd
     view = memoryview(old)
     chunks = [view[old_offsets[source[a]]:old_offsets[source[b - 1] + 1]] if source[a] >= 0 else new[slot[a]]
               for a, b in zip(starts.tolist(), ends.tolist())]
-    return model_dir.EncodedLines(chunks, np.r_[0, np.cumsum(lengths)])
+    return EncodedLines(chunks, np.r_[0, np.cumsum(lengths)])
 
 
 def _plain_vectorizer(parent: Path) -> PlainVectorizer:
@@ -243,10 +243,10 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
 
         t0 = time.perf_counter()
         articles = _lines(_mapped(parent / model_dir.ARTICLES), None, plan.source, slot,
-                          [model_dir.jsonl_line(a) for a in rows.articles])
+                          [jsonl_line(a) for a in rows.articles])
         texts = _lines(_mapped(parent / model_dir.TEXTS),
                        np.asarray(model_dir.load_array(parent, "texts_offsets")), plan.source, slot,
-                       [model_dir.jsonl_line(t) for t in rows.texts])
+                       [jsonl_line(t) for t in rows.texts])
         arrays = {"neighbors_indices": indices, "neighbors_scores": scores, "vectors_dense": stored_dense}
         new_manifest = {
             "parent_version": parent.name,

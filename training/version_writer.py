@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,90 @@ from typing import Any
 import numpy as np
 
 from training import model_dir
-from training.model_dir import (ARTICLES, FORMAT_VERSION, MANIFEST, PLAIN_VECTORIZER, TEXTS, TMP_PREFIX, VECTORIZER,
-                                EncodedLines)
+from training.model_dir import ARTICLES, FORMAT_VERSION, MANIFEST, PLAIN_VECTORIZER, TEXTS, TMP_PREFIX, VECTORIZER
+
+
+def _save_npy(job: tuple[Path, np.ndarray]) -> str:
+    """Write an array as ``np.save`` does, fsync it, and return its sha256 (hashed from memory)."""
+    path, array = job
+    array = np.ascontiguousarray(array)
+    header = io.BytesIO()
+    meta = np.lib.format.header_data_from_array_1_0(array)
+    try:
+        np.lib.format.write_array_header_1_0(header, meta)
+    except ValueError:  # a header too long for format 1.0
+        header = io.BytesIO()
+        np.lib.format.write_array_header_2_0(header, meta)
+    digest = hashlib.sha256(header.getvalue())
+    data = memoryview(array.reshape(-1)).cast("B") if array.size else memoryview(b"")
+    digest.update(data)
+    with open(path, "wb") as fh:
+        fh.write(header.getvalue())
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return digest.hexdigest()
+
+
+def jsonl_line(row: Mapping[str, Any]) -> bytes:
+    """One row as written to articles.jsonl / texts.jsonl (compact UTF-8 JSON and a newline).
+
+    Parameters
+    ----------
+    row : mapping
+
+    Returns
+    -------
+    bytes
+    """
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+@dataclass
+class EncodedLines:
+    """Rows of a JSON Lines file already encoded, as a few byte chunks (runs of rows copied from
+    another version's file, new rows) and every row's start offset plus the file size."""
+
+    chunks: list[bytes | memoryview]
+    offsets: np.ndarray
+
+
+def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any] | bytes] | EncodedLines) -> np.ndarray:
+    if isinstance(rows, EncodedLines):
+        with open(path, "wb") as fh:
+            for chunk in rows.chunks:
+                fh.write(chunk)
+        return np.asarray(rows.offsets, dtype=np.int64)
+    offsets = [0]
+    with open(path, "wb") as fh:
+        for row in rows:
+            line = row if isinstance(row, bytes) else jsonl_line(row)
+            fh.write(line)
+            offsets.append(offsets[-1] + len(line))
+    return np.asarray(offsets, dtype=np.int64)
+
+
+def _link_or_copy(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` at ``target`` (True), or copy it where links fail (False)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+        return False
+    return True
+
+
+def write_checked(path: Path, files: Mapping[str, str]) -> None:
+    """Record the checksum and file status of a version's files as they are now (:data:`training.model_dir.CHECKED`).
+
+    Parameters
+    ----------
+    path : Path
+        The version directory (or the temporary one being published).
+    files : mapping of file name to sha256
+    """
+    entries = {name: [*model_dir._stat_key(os.stat(path / name)), digest] for name, digest in files.items()}
+    (path / model_dir.CHECKED).write_text(json.dumps(entries, separators=(",", ":")))
 
 
 class VersionWriter:
@@ -69,7 +153,7 @@ class VersionWriter:
             array = np.asarray(array)
             if array.dtype.hasobject:
                 raise TypeError(f"array {stem!r} holds Python objects; .npy files must not pickle")
-            self.written_[f"{stem}.npy"] = self.pool_.submit(model_dir._save_npy, (self.tmp_ / f"{stem}.npy", array))
+            self.written_[f"{stem}.npy"] = self.pool_.submit(_save_npy, (self.tmp_ / f"{stem}.npy", array))
 
     def publish(
         self, *, arrays: Mapping[str, np.ndarray],
@@ -90,8 +174,8 @@ class VersionWriter:
         self.check_keep(keep)
         tmp, root = self.tmp_, self.root_
         self.add_arrays(arrays)
-        model_dir._write_jsonl(tmp / ARTICLES, articles)
-        self.add_arrays({"texts_offsets": model_dir._write_jsonl(tmp / TEXTS, texts)})
+        _write_jsonl(tmp / ARTICLES, articles)
+        self.add_arrays({"texts_offsets": _write_jsonl(tmp / TEXTS, texts)})
         known: dict[str, str] = {}  # checksums of linked or copied files, from their version's manifest
         linked: set[str] = set()
         if isinstance(vectorizer, (str, os.PathLike)):
@@ -99,7 +183,7 @@ class VersionWriter:
             recorded = model_dir.read_manifest(source).get("files", {})
             for name in (VECTORIZER, *PLAIN_VECTORIZER):
                 if (source / name).exists() or name == VECTORIZER:
-                    if model_dir._link_or_copy(source / name, tmp / name):
+                    if _link_or_copy(source / name, tmp / name):
                         linked.add(name)
                     if name in recorded:
                         known[name] = recorded[name]
@@ -129,7 +213,7 @@ class VersionWriter:
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
-        model_dir.write_checked(tmp, files)
+        write_checked(tmp, files)
         # linked files are already on disk, written arrays were synced as they were written
         list(self.pool_.map(model_dir._fsync_path,
                             [p for p in tmp.iterdir() if p.name not in linked and p.name not in written]))
@@ -140,5 +224,5 @@ class VersionWriter:
         model_dir.set_current(root, version)
         model_dir.prune(root, keep)
         # pruning unlinked other links of the shared vectorizer files, which changed their status
-        model_dir.write_checked(root / version, files)
+        write_checked(root / version, files)
         return version
