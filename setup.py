@@ -14,8 +14,10 @@ else:
     extensions = cythonize(
         [Extension("training._update_kernels", ["training/_update_kernels.pyx"],
                    # no fused multiply-add: the floats must be those of training's kernels
-                   extra_compile_args=["-O3", "-ffp-contract=off"], optional=True)],
+                   extra_compile_args=["-O3", "-ffp-contract=off"])],
         language_level=3, quiet=True,
     )
+    for extension in extensions:  # cythonize() does not carry the flag over
+        extension.optional = True  # a failed build (no compiler) warns and installs without it
 
 setup(ext_modules=extensions)
