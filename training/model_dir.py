@@ -133,6 +133,7 @@ def publish(
     Returns
     -------
     str
+        The new version id.
     """
     from training.version_writer import VersionWriter
 
@@ -288,7 +289,7 @@ def _unchanged_since_checked(path: Path, listed: Mapping[str, str]) -> set[str]:
         except OSError:
             continue
         # changed in the clock tick the record was written: its status cannot tell (racy), hash it
-        if entry[:4] == now and entry[4] == listed.get(name) and now[3] < written:
+        if isinstance(entry, list) and entry[:4] == now and entry[4:] == [listed.get(name)] and now[3] < written:
             out.add(name)
     return out
 

@@ -70,10 +70,16 @@ def _lines(old: bytes | mmap.mmap, old_offsets: np.ndarray | None, source: np.nd
     return EncodedLines(chunks, np.r_[0, np.cumsum(lengths)])
 
 
-def _plain_vectorizer(parent: Path) -> PlainVectorizer:
-    if (parent / model_dir.PLAIN_VECTORIZER[0]).exists():
+def _vectorizer_files(listed: dict[str, str]) -> tuple[str, ...]:
+    """The files the parent's vectorizer is read from: its plain files, or the pickle of a
+    version written before they existed."""
+    return model_dir.PLAIN_VECTORIZER if model_dir.PLAIN_VECTORIZER[0] in listed else (model_dir.VECTORIZER,)
+
+
+def _plain_vectorizer(parent: Path, files: tuple[str, ...]) -> PlainVectorizer:
+    if files == model_dir.PLAIN_VECTORIZER:
         return PlainVectorizer.load(parent)
-    import joblib  # a version written before the plain files: the pickle (imports scikit-learn)
+    import joblib  # the pickle imports scikit-learn
 
     return joblib.load(parent / model_dir.VECTORIZER).plain()
 
@@ -87,10 +93,11 @@ def _take_rows(old: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...], take: n
     return out_ptr, indices[pos].astype(np.int32, copy=False), data[pos].astype(np.float32, copy=False)
 
 
-def _new_vectors(parent: Path, records: list[dict[str, Any]], dims: int) -> tuple[np.ndarray, ...]:
+def _new_vectors(parent: Path, files: tuple[str, ...], records: list[dict[str, Any]],
+                 dims: int) -> tuple[np.ndarray, ...]:
     """CSR arrays and latent vectors of the delta's records, from the parent's fitted vectorizer."""
     if records:
-        return _plain_vectorizer(parent).transform_arrays(records)
+        return _plain_vectorizer(parent, files).transform_arrays(records)
     return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros((0, dims), np.float32)
 
 
@@ -149,7 +156,7 @@ def _lists(parent: Path, state: dict[str, np.ndarray], vec: Vectors, map_old: np
         writer.add_arrays({k: v for k, v in state_arrays(first, vec.dense).items() if k != "update_latent"})
         return first, indices, scores, stored_dense, {"kept": 0, "patched": 0, "recomputed": len(vec.dense)}
     threads = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    first, counts, _ = patch_first_pass(state, map_old, changed, vec, n_first, candidates, threads)
+    first, counts = patch_first_pass(state, map_old, changed, vec, n_first, candidates, threads)
     writer.add_arrays({k: v for k, v in state_arrays(first, vec.dense).items() if k != "update_latent"})
     old_first = FirstPass(state["update_first_indices"], state["update_first_scores"], None, None)
     indices, scores, stored_dense, counts["reranked"] = patch_final_lists(
@@ -202,9 +209,8 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
     # a corrupt parent is refused before anything of it is read: first the files the delta's
     # reading and vectors need, the others meanwhile (checked before the rest is read); files
     # unchanged since they were written and checked are not hashed again (model_dir.verify)
-    first = ["article_ids.npy", *(name for name in (model_dir.VECTORIZER, *model_dir.PLAIN_VECTORIZER)
-                                  if name in listed and (name != model_dir.VECTORIZER
-                                                         or model_dir.PLAIN_VECTORIZER[0] not in listed))]
+    vectorizer = _vectorizer_files(listed)
+    first = ["article_ids.npy", *(name for name in vectorizer if name in listed)]
     manifest = model_dir.verify(parent, only=first, trust_checked=True)
     timings: dict[str, float] = {}
     fields = FieldMap(**manifest["fields"])
@@ -217,7 +223,7 @@ def _update(models_dir: str | os.PathLike, delta: str | os.PathLike, keep: int, 
             rows.add(article)
         timings["read_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        new_vectors = _new_vectors(parent, rows.records, int(manifest["counts"]["latent_dims"]))
+        new_vectors = _new_vectors(parent, vectorizer, rows.records, int(manifest["counts"]["latent_dims"]))
         rest.result()
     state = load_state(parent, manifest, len(ids))
     vec, map_old, changed = _vectors(parent, manifest, state, plan, new_vectors)

@@ -1,8 +1,9 @@
-"""`related update`'s list arithmetic in numpy: patch the stored first passes, re-rank what changed.
+"""`related update`'s list arithmetic: patch the stored first passes, re-rank what changed.
 
-Every score is computed by the numpy twins of training's kernels (training.twins), and every
-list is cut by the same functions as in training (training.lists, training.expansion), so
-a patched row equals the row a full `train --features-from` computes, bit for bit.
+Every score is computed as training's kernels compute it, by the compiled loops
+(training._update_kernels) or their numpy twins (training.twins), and every list is cut by
+the same functions as in training (training.lists, training.expansion), so a patched row
+equals the row a full `train --features-from` computes, bit for bit.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def _parts(n: int, threads: int, least: int = 64) -> list[slice]:
 class Vectors:
     """The updated corpus's vectors: CSR arrays of the sparse part and the unexpanded latent part.
 
-    ``compiled`` picks training's numba kernels over their numpy twins (training.twins);
-    both give the same floats, so only the time differs.
+    Scores come from the compiled loops when they are built, else from their numpy twins
+    (training.twins); ``compiled`` picks training's numba kernels instead. All give the same
+    floats, so only the time differs.
     """
 
     indptr: np.ndarray
@@ -165,7 +167,7 @@ def first_pass_rows(vec: Vectors, rows: np.ndarray, lat: np.ndarray, n_first: in
 
 
 def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed: np.ndarray, vec: Vectors,
-                     n_first: int, candidates: int, threads: int = 1) -> tuple[FirstPass, dict[str, int], np.ndarray]:
+                     n_first: int, candidates: int, threads: int = 1) -> tuple[FirstPass, dict[str, int]]:
     """Every row's first pass from the parent's state: merged where that is exact, else recomputed.
 
     A kept row's stored candidates lose the rows that left and gain the changed rows whose
@@ -194,8 +196,6 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
     counts : dict
         Rows ``kept``, ``patched`` and ``recomputed`` (of which ``undecided``: kept rows
         whose candidates the state could not decide).
-    lat_changed : numpy.ndarray of float32, shape (len(changed), n)
-        The changed rows' latent scores.
     """
     n = vec.dense.shape[0]
     depth = min(candidates + update_state.RESERVE, n - 1)
@@ -242,7 +242,7 @@ def patch_first_pass(state: dict[str, np.ndarray], map_old: np.ndarray, changed:
     redo = np.union1d(redo_kept, changed)
     counts = {"kept": int((status == 0).sum()), "patched": int((status == 1).sum()), "recomputed": int(redo.size),
               "undecided": int(redo_kept.size)}
-    return out, counts, lat_changed
+    return out, counts
 
 
 def patch_final_lists(first: FirstPass, old_first: FirstPass, old_lists: tuple[np.ndarray, np.ndarray],

@@ -213,7 +213,6 @@ class VersionWriter:
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
-        write_checked(tmp, files)
         # linked files are already on disk, written arrays were synced as they were written
         list(self.pool_.map(model_dir._fsync_path,
                             [p for p in tmp.iterdir() if p.name not in linked and p.name not in written]))
@@ -223,6 +222,7 @@ class VersionWriter:
         model_dir._fsync_path(root)
         model_dir.set_current(root, version)
         model_dir.prune(root, keep)
-        # pruning unlinked other links of the shared vectorizer files, which changed their status
+        # recorded last: pruning unlinks other links of the shared vectorizer files, which changes
+        # their status (a cache: without it, or if it is lost, an update hashes every file)
         write_checked(root / version, files)
         return version
